@@ -1,0 +1,59 @@
+# seghandwriting — every target works with Docker Compose (when an engine answers) or as a
+# local stack of plain processes (no Docker, or STACK=local).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SEGHW := $(VENV)/bin/seghw
+STAMP := $(VENV)/.installed
+ARGS ?=
+RUN ?= latest
+export STACK
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint up down train stop status logs demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[cpu,local,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv with the CPU dependencies
+
+test: $(STAMP) ## Run the whole test suite (sets up first if needed)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, compose schema, hadolint, docker-compose config
+	$(VENV)/bin/ruff check .
+	$(PY) -m seghw.stack.lint
+
+up: $(STAMP) ## Start the stack (Docker Compose, or local processes)
+	$(SEGHW) stack up
+
+down: $(STAMP) ## Stop the stack and everything it started
+	$(SEGHW) stack down
+
+train: $(STAMP) ## Queue a training run: make train ARGS="--preset cpu-demo --synthetic 64"
+	$(SEGHW) stack submit $(ARGS)
+
+stop: $(STAMP) ## Ask a run to stop gracefully: make stop RUN=logs_MMDDHHMM
+	$(SEGHW) stack stop $(RUN)
+
+status: $(STAMP) ## Health of every run (exit 0 healthy, 1 warning, 2 no data)
+	$(SEGHW) stack status $(ARGS)
+
+logs: $(STAMP) ## Follow the stack's logs
+	$(SEGHW) stack logs
+
+demo: $(STAMP) ## Set up, start the local stack, train a short CPU demo, show status
+	$(SEGHW) stack demo
+
+bench: $(STAMP) ## Measure speed and write docs/BENCHMARKS.md
+	$(PY) scripts/bench.py
+
+clean: ## Remove the virtualenv and local run data
+	rm -rf $(VENV) .stack build

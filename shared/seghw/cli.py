@@ -1,0 +1,60 @@
+"""The ``seghw`` command. Each area registers its own subcommands; heavy imports stay inside them
+so that ``seghw status`` answers without loading Paddle."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from seghw.errors import UserError
+
+app = typer.Typer(
+    name="seghw",
+    help="Handwriting-erasure training stack: train, evaluate, serve VisualDL, watch run health.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+serve = typer.Typer(help="Run one role of the stack in the foreground.", no_args_is_help=True)
+app.add_typer(serve, name="serve")
+
+
+def _register() -> None:
+    from seghw import cli_train
+    from seghw.monitor import cli_monitor
+    from seghw.stack import cli_stack
+
+    cli_train.register(app, serve)
+    cli_monitor.register(app, serve)
+    cli_stack.register(app, serve)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        print(f"seghw: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("seghw: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

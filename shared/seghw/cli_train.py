@@ -1,0 +1,162 @@
+"""``seghw train``, ``synth``, ``eval`` and ``infer``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from seghw.errors import UserError
+
+
+def train(
+    preset: str = typer.Option(None, help="gpu (512 crops, AMP) or cpu-demo (tiny, minutes on 2 cores)"),
+    data: Path = typer.Option(None, help="dataset folder: images/NAME.jpg + gts/NAME.png [+ masks/, val/]"),
+    synthetic: int = typer.Option(None, help="train on N generated pairs (cached by their parameters)"),
+    image_size: int = typer.Option(None, help="training crop size (multiple of the model stride)"),
+    epochs: int = typer.Option(None, help="number of epochs"),
+    batch_size: int = typer.Option(None, help="images per step"),
+    lr: float = typer.Option(None, help="peak learning rate"),
+    log_root: Path = typer.Option(None, help="where run folders go [env SEGHW_LOG_ROOT, default ./models]"),
+    device: str = typer.Option(None, help="auto | cpu | gpu"),
+    resume: str = typer.Option(None, help="'latest' or a run folder: continue from its last checkpoint"),
+    seed: int = typer.Option(None, help="random seed (data order, augmentation, init)"),
+    num_workers: int = typer.Option(None, help="data loader threads"),
+    checkpoint_minutes: float = typer.Option(None, help="also checkpoint every N minutes within an epoch"),
+    config: Path = typer.Option(None, "--config", help="JSON or TOML file of settings (flags win)"),
+    run_dir: Path = typer.Option(None, help="use this (already created) run folder"),
+    threads: int = typer.Option(None, help="CPU threads (default: all cores)"),
+    max_steps_per_epoch: int = typer.Option(None, help="cap steps per epoch (quick trials)"),
+    log_every_steps: int = typer.Option(None, help="per-step VisualDL points every N steps"),
+    val_fraction: float = typer.Option(None, help="held-out share when DIR/val/ is absent"),
+    max_bad_steps: int = typer.Option(None, help="non-finite steps to skip before stopping as diverged"),
+    no_observers: bool = typer.Option(False, "--no-observers", help="no VisualDL/stats/checkpoints (benchmarks)"),
+) -> None:
+    """Train the handwriting-erasure model; the first line printed names the run folder."""
+    import sys
+
+    from seghw.config import build_config, load_config_file
+    from seghw.device import import_paddle
+
+    overrides = dict(
+        data=str(data) if data else None, synthetic=synthetic, image_size=image_size, epochs=epochs,
+        batch_size=batch_size, lr=lr, log_root=str(log_root) if log_root else None,
+        device=device, seed=seed, num_workers=num_workers, checkpoint_minutes=checkpoint_minutes,
+        threads=threads, max_steps_per_epoch=max_steps_per_epoch, log_every_steps=log_every_steps,
+        val_fraction=val_fraction, max_bad_steps=max_bad_steps, observers=False if no_observers else None,
+    )
+    resume_dir = None
+    if resume:
+        from seghw import paths
+        from seghw.train.runner import resolve_resume
+
+        resume_dir = resolve_resume(resume, paths.log_root(log_root))
+        if run_dir and Path(run_dir).resolve() != resume_dir.resolve():
+            raise UserError(f"--run-dir {run_dir} and --resume {resume_dir} name different runs")
+        saved = _saved_config(resume_dir)
+        base = {k: v for k, v in saved.items() if k not in ("preset",)}
+        if config:
+            base.update(load_config_file(config))
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        base.setdefault("log_root", str(resume_dir.parent))
+        cfg = build_config(preset or saved.get("preset"), None, **base)
+    else:
+        cfg = build_config(preset, config, **overrides)
+    import_paddle(cfg.threads)
+    from seghw.train.runner import run
+
+    sys.exit(run(cfg, run_dir=run_dir, resume_from=resume_dir))
+
+
+def _saved_config(run_dir: Path) -> dict:
+    """The config a run was started with: from its checkpoint, else from its stats file."""
+    from seghw import checkpoint, stats
+
+    ckpt = checkpoint.latest_checkpoint(run_dir)
+    if ckpt is not None:
+        return dict(checkpoint.load(ckpt)["config"])
+    try:
+        saved = stats.read_stats(run_dir).get("config") or {}
+    except (OSError, ValueError):
+        saved = {}
+    if "argv" in saved or not saved:
+        raise UserError(f"{run_dir} has no checkpoint and no saved config to resume from")
+    return saved
+
+
+def synth(
+    out: Path = typer.Option(..., help="output folder (images/, gts/, masks/)"),
+    count: int = typer.Option(100, min=1, help="number of pairs"),
+    size: int = typer.Option(256, min=16, help="page size in pixels"),
+    seed: int = typer.Option(0, help="same seed, same bytes"),
+) -> None:
+    """Write a synthetic dataset: printed pages with handwriting in blue, red, black and pencil."""
+    from seghw.data.synth import write_dataset
+
+    write_dataset(out, count=count, size=size, seed=seed, progress=True)
+    typer.echo(f"wrote {count} pairs to {out}")
+
+
+def _load_model(checkpoint_path: Path):
+    from seghw.device import import_paddle
+
+    paddle = import_paddle()
+
+    from seghw import checkpoint
+    from seghw.device import select_device
+    from seghw.model import build_model
+
+    payload = checkpoint.load(checkpoint_path)
+    cfg = payload["config"]
+    select_device("auto")
+    model = build_model(cfg["base_channels"], cfg["depth"])
+    model.set_state_dict(payload["model"])
+    model.eval()
+
+    @paddle.no_grad()
+    def predict(batch):
+        out, _pred, mask_logits = model(paddle.to_tensor(batch))
+        return out.numpy(), paddle.nn.functional.sigmoid(mask_logits).numpy()
+
+    return predict, cfg
+
+
+def evaluate(
+    checkpoint_path: Path = typer.Option(..., "--checkpoint", help="a .pdckpt file or a run folder (latest)"),
+    data: Path = typer.Option(..., help="dataset folder (images/ + gts/)"),
+    window: int = typer.Option(512, help="tile size for pages larger than it"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """PSNR / SSIM / MS-SSIM / score of a checkpoint, with the identity and classical baselines."""
+    from seghw.evaluate import evaluate_dataset, render_table
+
+    predict, cfg = _load_model(checkpoint_path)
+    rows = evaluate_dataset(data, predict, window=window, multiple=2 ** cfg["depth"])
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        render_table(rows, title=f"{data}")
+
+
+def infer(
+    checkpoint_path: Path = typer.Option(..., "--checkpoint", help="a .pdckpt file or a run folder (latest)"),
+    input_path: Path = typer.Option(..., "--input", help="an image file or a folder of images"),
+    output: Path = typer.Option(..., help="output folder: NAME.png (clean page) and NAME_mask.png"),
+    window: int = typer.Option(512, help="tile size"),
+    overlap: int = typer.Option(64, help="overlap between tiles"),
+) -> None:
+    """Erase handwriting from full pages of any size (tiled, with overlap)."""
+    from seghw.evaluate import infer_paths
+
+    predict, cfg = _load_model(checkpoint_path)
+    n = infer_paths(input_path, output, predict, window=window, overlap=overlap, multiple=2 ** cfg["depth"])
+    typer.echo(f"wrote {n} clean pages and masks to {output}")
+
+
+def register(app: typer.Typer, serve: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("synth")(synth)
+    app.command("eval")(evaluate)
+    app.command("infer")(infer)

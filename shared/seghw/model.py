@@ -1,0 +1,96 @@
+"""An EraseNet-style generator, light enough for real use.
+
+A shared encoder feeds two decoders with skip connections: a mask decoder that finds the
+handwriting and an image decoder that paints the page underneath. The output keeps the input
+wherever the mask says "no ink": ``out = mask * pred + (1 - mask) * input``.
+"""
+
+from __future__ import annotations
+
+import paddle
+from paddle import nn
+from paddle.nn import functional as F
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2D(cin, cout, 3, stride=stride, padding=1, bias_attr=False),
+        nn.BatchNorm2D(cout),
+        nn.ReLU(),
+    )
+
+
+class _Down(nn.Layer):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv(cin, cout, stride=2), _conv(cout, cout))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class _Up(nn.Layer):
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv(cin + cskip, cout), _conv(cout, cout))
+
+    def forward(self, x, skip):
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.body(paddle.concat([x, skip], axis=1))
+
+
+class _Decoder(nn.Layer):
+    def __init__(self, widths: list[int], out_channels: int, scale: float = 1.0):
+        super().__init__()
+        # widths: encoder widths from full resolution to the bottleneck
+        dec = [max(4, int(w * scale)) for w in widths]
+        ups = []
+        cin = widths[-1]
+        for level in range(len(widths) - 2, -1, -1):
+            ups.append(_Up(cin, widths[level], dec[level]))
+            cin = dec[level]
+        self.ups = nn.LayerList(ups)
+        self.head = nn.Conv2D(cin, out_channels, 1)
+
+    def forward(self, feats):
+        x = feats[-1]
+        # (no zip(strict=...): Paddle's graph translator does not accept it)
+        for up, skip in zip(self.ups, reversed(feats[:-1])):  # noqa: B905
+            x = up(x, skip)
+        return self.head(x)
+
+
+class EraseNetLite(nn.Layer):
+    """Input: NCHW float in [0, 1]. Output: (composited clean page, raw prediction, mask logits)."""
+
+    def __init__(self, base_channels: int = 32, depth: int = 4):
+        super().__init__()
+        widths = [base_channels * 2**i for i in range(depth + 1)]
+        self.depth = depth
+        self.stem = nn.Sequential(_conv(3, widths[0]), _conv(widths[0], widths[0]))
+        self.downs = nn.LayerList([_Down(widths[i], widths[i + 1]) for i in range(depth)])
+        self.image_decoder = _Decoder(widths, 3)
+        self.mask_decoder = _Decoder(widths, 1, scale=0.5)
+
+    @property
+    def stride(self) -> int:
+        return 2**self.depth
+
+    def forward(self, x):
+        feats = [self.stem(x)]
+        for down in self.downs:
+            feats.append(down(feats[-1]))
+        # The image head predicts a residual so an untrained model starts near identity.
+        pred = paddle.clip(x + self.image_decoder(feats), 0.0, 1.0)
+        mask_logits = self.mask_decoder(feats)
+        mask = F.sigmoid(mask_logits)
+        out = mask * pred + (1.0 - mask) * x
+        return out, pred, mask_logits
+
+
+def build_model(base_channels: int, depth: int) -> EraseNetLite:
+    return EraseNetLite(base_channels=base_channels, depth=depth)
+
+
+def count_parameters(model: nn.Layer) -> int:
+    return int(sum(int(p.numel()) for p in model.parameters()))

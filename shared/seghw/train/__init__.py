@@ -1,0 +1,1 @@
+"""Training: the loop (loop.py), its observers (observers/), and the runner that wires them."""

@@ -1,0 +1,1 @@
+"""Observers of the loop: metrics history, checkpoints, stats file, VisualDL, progress."""

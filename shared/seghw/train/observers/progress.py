@@ -1,0 +1,72 @@
+"""A progress bar per epoch (loss, lr, img/s, ETA) on a terminal; plain periodic lines in logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from seghw.train.callbacks import Callback
+from seghw.train.state import EpochResult, RunState, StepResult
+
+
+def _fmt(value, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+class ProgressReporter(Callback):
+    def __init__(self, line_seconds: float = 10.0, stream=None):
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty()
+        self.line_seconds = line_seconds
+        self._progress = None
+        self._task = None
+        self._last_line = 0.0
+
+    def on_train_start(self, state: RunState) -> None:
+        cfg = state.config
+        where = f"resumed at epoch {state.epoch}, step {state.global_step}" if state.resumed_from else "new run"
+        print(f"{state.run_dir.name}: {where}; device {state.device}; {state.total_parameters:,} parameters; "
+              f"{state.data_info.get('train_images', 0)} train / {state.data_info.get('val_images', 0)} val "
+              f"images; {state.steps_per_epoch} steps/epoch x {cfg.epochs} epochs", file=self.stream, flush=True)
+        if self.interactive:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[ips]} img/s"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False,
+            )
+            self._progress.start()
+
+    def on_epoch_start(self, state: RunState) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task(
+                "train", total=state.steps_per_epoch, completed=state.step_in_epoch,
+                epoch=f"{state.epoch + 1}/{state.config.epochs}", loss="-", lr="-", ips="-")
+
+    def on_step_end(self, state: RunState, step: StepResult) -> None:
+        ips = state.latest.get("samples_per_sec")
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.step_in_epoch, loss=_fmt(step.loss),
+                                  lr=_fmt(step.lr, ".2e"), ips=_fmt(ips, ".1f"))
+        elif time.monotonic() - self._last_line >= self.line_seconds:
+            self._last_line = time.monotonic()
+            print(f"epoch {state.epoch + 1}/{state.config.epochs} step {state.step_in_epoch}/"
+                  f"{state.steps_per_epoch} loss {step.loss:.4f} lr {step.lr:.2e} {_fmt(ips, '.1f')} img/s",
+                  file=self.stream, flush=True)
+
+    def on_epoch_end(self, state: RunState, result: EpochResult) -> None:
+        q = result.quality or {}
+        line = (f"epoch {state.epoch}/{state.config.epochs}: train loss {result.train_loss:.4f}, "
+                f"val loss {_fmt(result.val_loss)}, PSNR {_fmt(q.get('psnr'), '.2f')} dB, "
+                f"SSIM {_fmt(q.get('ssim'))}, {result.samples_per_sec:.1f} img/s, {result.epoch_duration:.1f} s")
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.steps_per_epoch)
+            self._progress.console.print(line)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def on_train_end(self, state: RunState) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,237 @@
+"""The trainer as users run it: real subprocesses, real VisualDL records, tiny sizes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from seghw.stats import validation_errors
+from trainer_helpers import (IMAGE_TAGS, SEED_TAGS, TINY, only_run, read_stats, records_file, run_seghw,
+                             start_seghw, vdl_steps, wait_for)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory, cache):
+    root = tmp_path_factory.mktemp("models")
+    proc = run_seghw(["train", *TINY, "--epochs", "2", "--log-root", str(root)], cache, check=True)
+    return only_run(root), proc
+
+
+def test_first_line_names_the_run_folder(two_epoch_run):
+    run_dir, proc = two_epoch_run
+    assert proc.stdout.splitlines()[0] == f"run folder: {run_dir}"
+    assert run_dir.name.startswith("logs_") and len(run_dir.name) == len("logs_MMDDHHMM")
+
+
+def test_every_seed_tag_and_image_is_in_visualdl(two_epoch_run):
+    run_dir, _ = two_epoch_run
+    steps = vdl_steps(run_dir)
+    for tag in SEED_TAGS + IMAGE_TAGS:
+        assert steps.get(tag) == [1, 2], f"{tag}: {steps.get(tag)}"
+    for tag in ("Metrics/PSNR", "Metrics/SSIM", "Speed/Samples_per_sec", "System/Memory_MB"):
+        assert steps.get(tag) == [1, 2], tag
+    # per-iteration curves: every step, under their own tags
+    stats = read_stats(run_dir)
+    assert steps["Iter/Loss"] == list(range(1, stats["global_step"] + 1))
+    assert any(t.startswith("Weights/") for t in steps) and any(t.startswith("Gradients/") for t in steps)
+    assert list(run_dir.glob("vdlgraph.*.log")), "model graph missing"
+
+
+def test_images_are_grids_of_four_columns(two_epoch_run):
+    import io
+
+    from PIL import Image
+    from visualdl import LogReader
+
+    run_dir, _ = two_epoch_run
+    reader = LogReader(file_path=str(records_file(run_dir)))
+    record = reader.get_data("image", "Prediction/Result")[-1]
+    img = Image.open(io.BytesIO(record.image.encoded_image_string))
+    # input | prediction | target | mask, 32 px each with 2 px gaps
+    assert img.width == 4 * 32 + 3 * 2
+
+
+def test_stats_file_validates_and_tells_the_story(two_epoch_run):
+    run_dir, _ = two_epoch_run
+    stats = read_stats(run_dir)
+    assert validation_errors(stats) == []
+    assert stats["status"] == "finished"
+    assert stats["epoch"] == stats["total_epochs"] == 2
+    assert stats["global_step"] == stats["total_steps"] == 2 * stats["steps_per_epoch"]
+    assert [h["epoch"] for h in stats["history"]] == [1, 2]
+    assert stats["total_parameters"] > 100_000
+    for key in ("train_loss", "val_loss", "lr", "grad_norm", "param_norm", "epoch_duration",
+                "samples_per_sec", "psnr", "ssim"):
+        assert isinstance(stats["latest"][key], float), key
+    assert stats["best_checkpoint"]["epoch"] in (1, 2)
+    assert Path(stats["last_checkpoint"]["path"]).is_file()
+
+
+def test_checkpoints_hold_everything_needed_to_resume(two_epoch_run):
+    from seghw import checkpoint
+
+    run_dir, _ = two_epoch_run
+    payload = checkpoint.load(run_dir)
+    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "global_step", "rng", "config", "history"):
+        assert key in payload, key
+    assert payload["epoch"] == 2
+    assert (run_dir / "checkpoints" / "best.pdckpt").is_file()
+
+
+def test_eval_and_infer_from_the_checkpoint(two_epoch_run, cache, tmp_path):
+    run_dir, _ = two_epoch_run
+    data = tmp_path / "held_out"
+    run_seghw(["synth", "--out", str(data), "--count", "2", "--size", "48", "--seed", "99"], cache, check=True)
+    proc = run_seghw(["eval", "--checkpoint", str(run_dir), "--data", str(data), "--json"], cache, check=True)
+    rows = {r["method"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) >= {"model", "identity"}
+    assert rows["identity"]["psnr"] > 0 and rows["model"]["psnr"] > 0
+    out = tmp_path / "clean"
+    run_seghw(["infer", "--checkpoint", str(run_dir / "checkpoints" / "best.pdckpt"),
+               "--input", str(data / "images"), "--output", str(out), "--window", "32", "--overlap", "8"],
+              cache, check=True)
+    from PIL import Image
+
+    for name in ("syn_000000", "syn_000001"):
+        assert Image.open(out / f"{name}.png").size == (48, 48)
+        assert Image.open(out / f"{name}_mask.png").size == (48, 48)
+
+
+def _assert_continuous(run_dir: Path, epochs: int) -> None:
+    steps = vdl_steps(run_dir)
+    stats = read_stats(run_dir)
+    for tag in SEED_TAGS + IMAGE_TAGS:
+        assert steps[tag] == list(range(1, epochs + 1)), f"{tag}: {steps[tag]}"
+    assert steps["Iter/Loss"] == list(range(1, stats["global_step"] + 1))
+    assert [h["epoch"] for h in stats["history"]] == list(range(1, epochs + 1))
+
+
+def test_sigkill_mid_epoch_then_resume_gives_continuous_curves(tmp_path, cache):
+    root = tmp_path / "models"
+    # Checkpoint every ~0.5 s so the kill lands after a mid-epoch checkpoint.
+    args = ["train", *TINY, "--epochs", "4", "--log-root", str(root), "--checkpoint-minutes", "0.008",
+            "--synthetic", "40"]
+    proc = start_seghw(args, cache)
+    try:
+        run_dir = wait_for(lambda: next(iter(root.glob("logs_*")), None), 120, "run folder")
+
+        def mid_epoch_two():
+            try:
+                s = read_stats(run_dir)
+            except (OSError, ValueError):
+                return False
+            return s["epoch"] >= 1 and s["global_step"] % s["steps_per_epoch"] >= 2
+
+        wait_for(mid_epoch_two, 180, "training to reach the middle of an epoch", interval=0.05)
+        proc.kill()
+    finally:
+        proc.wait(30)
+    killed = read_stats(run_dir)
+    assert killed["status"] == "running"  # what a killed run leaves behind
+    resumed = run_seghw(["train", "--resume", str(run_dir), "--log-root", str(root)], cache, check=True)
+    assert "resumed at epoch" in resumed.stdout
+    assert read_stats(run_dir)["status"] == "finished"
+    _assert_continuous(run_dir, 4)
+    assert len(list(run_dir.glob("vdlrecords.*.log"))) == 1
+
+
+def test_sigterm_stops_with_a_resumable_checkpoint(tmp_path, cache):
+    root = tmp_path / "models"
+    proc = start_seghw(["train", *TINY, "--epochs", "3", "--log-root", str(root)], cache)
+    run_dir = wait_for(lambda: next(iter(root.glob("logs_*")), None), 120, "run folder")
+    wait_for(lambda: (run_dir / "training_stats.json").exists() and read_stats(run_dir)["global_step"] >= 1,
+             180, "first step")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    stats = read_stats(run_dir)
+    assert stats["status"] == "stopped"
+    assert stats["last_checkpoint"]["global_step"] == stats["global_step"]
+    assert "resume with: seghw train --resume" in out
+    run_seghw(["train", "--resume", "latest", "--log-root", str(root)], cache, check=True)
+    assert read_stats(run_dir)["status"] == "finished"
+    _assert_continuous(run_dir, 3)
+
+
+def test_non_finite_loss_marks_the_run_diverged(tmp_path, cache):
+    root = tmp_path / "models"
+    # An absurd learning rate with clipping off blows the weights up within a few steps.
+    cfg = tmp_path / "explode.json"
+    cfg.write_text(json.dumps({"lr": 1e30, "grad_clip": None, "warmup_steps": 0}))
+    proc = run_seghw(["train", *TINY, "--epochs", "3", "--log-root", str(root), "--config", str(cfg)], cache)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "diverged" in proc.stderr and "Traceback" not in proc.stderr
+    stats = read_stats(only_run(root))
+    assert stats["status"] == "diverged"
+    assert "non-finite" in stats["error"]["message"]
+    assert validation_errors(stats) == []
+
+
+def test_bad_config_values_are_refused_by_name(tmp_path, cache):
+    for flags, named in ((["--epochs", "-1"], "epochs=-1"), (["--image-size", "30"], "image_size=30"),
+                         (["--device", "tpu"], "device='tpu'")):
+        proc = run_seghw(["train", *TINY, *flags, "--log-root", str(tmp_path)], cache)
+        assert proc.returncode == 2, flags
+        assert named in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def _tiny_dataset(tmp_path: Path, cache: Path, count: int = 6) -> Path:
+    data = tmp_path / "data"
+    run_seghw(["synth", "--out", str(data), "--count", str(count), "--size", "40", "--seed", "5"], cache, check=True)
+    return data
+
+
+def test_corrupt_image_is_skipped_and_counted(tmp_path, cache):
+    data = _tiny_dataset(tmp_path, cache)
+    (data / "images" / "syn_000002.jpg").write_bytes(b"not a jpeg at all")
+    root = tmp_path / "models"
+    proc = run_seghw(["train", "--preset", "cpu-demo", "--data", str(data), "--image-size", "32", "--batch-size", "2",
+                      "--epochs", "1", "--log-root", str(root), "--val-fraction", "0"], cache, check=True)
+    assert "syn_000002.jpg" in proc.stderr + proc.stdout
+    stats = read_stats(only_run(root))
+    assert stats["data"]["skipped"] == 1
+    assert any("syn_000002.jpg" in f for f in stats["data"]["skipped_files"])
+    assert stats["data"]["train_images"] == 5
+
+
+def test_unpaired_file_is_named(tmp_path, cache):
+    data = _tiny_dataset(tmp_path, cache)
+    (data / "gts" / "syn_000003.png").unlink()
+    proc = run_seghw(["train", "--preset", "cpu-demo", "--data", str(data), "--log-root", str(tmp_path / "m")], cache)
+    assert proc.returncode == 2
+    assert "syn_000003" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_empty_dataset_stops_before_training(tmp_path, cache):
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    (tmp_path / "empty" / "gts").mkdir()
+    proc = run_seghw(["train", "--preset", "cpu-demo", "--data", str(tmp_path / "empty"),
+                      "--log-root", str(tmp_path / "m")], cache)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_train_demo_script_runs_the_guide_command(tmp_path, cache):
+    import subprocess
+    import sys
+
+    from trainer_helpers import env_for
+
+    script = Path(__file__).resolve().parents[1] / "services" / "trainer" / "train_demo.py"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(script), "--synthetic", "16", "--image-size", "32", "--epochs", "1",
+                           "--batch-size", "4", "--log-root", str(tmp_path)], capture_output=True, text=True,
+                          env=env_for(cache), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert read_stats(only_run(tmp_path))["status"] == "finished", time.monotonic() - t0
