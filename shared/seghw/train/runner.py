@@ -137,11 +137,25 @@ def observers(state, cfg: TrainConfig):
                          ProgressReporter()])
 
 
+def prepare(cfg: TrainConfig, run_dir: Path, resume: bool = False):
+    """Device, data, model and optimizer, restored from the run's last checkpoint when resuming.
+
+    Returns (state, train_batches, val_batches) ready for ``loop.fit``.
+    """
+    from seghw.device import select_device
+
+    device = select_device(cfg.device)
+    split = prepare_data(cfg, paths.log_root(cfg.log_root))
+    state, train_batches, val_batches = _assemble(cfg, run_dir, device, split)
+    ckpt = checkpoint.latest_checkpoint(run_dir) if resume else None
+    if ckpt is not None:
+        restore(state, ckpt)
+    return state, train_batches, val_batches
+
+
 def run(cfg: TrainConfig, run_dir: Path | None = None, resume_from: Path | None = None,
         stop: StopFlag | None = None) -> int:
     """Train with ``cfg``; returns the process exit code. ``resume_from`` is a run folder."""
-    from seghw.device import select_device
-
     root = paths.log_root(cfg.log_root)
     if resume_from is not None:
         run_dir = resume_from
@@ -150,15 +164,12 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, resume_from: Path | None 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     print(f"run folder: {run_dir}", flush=True)
-    stop = stop or StopFlag()
+    if stop is None:
+        stop = StopFlag()
+        stop.install()
     state = None
     try:
-        device = select_device(cfg.device)
-        split = prepare_data(cfg, root)
-        state, train_batches, val_batches = _assemble(cfg, run_dir, device, split)
-        ckpt = checkpoint.latest_checkpoint(run_dir) if resume_from is not None else None
-        if ckpt is not None:
-            restore(state, ckpt)
+        state, train_batches, val_batches = prepare(cfg, run_dir, resume=resume_from is not None)
         from seghw.train.loop import Diverged, fit
 
         try:
