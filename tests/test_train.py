@@ -10,8 +10,19 @@ from pathlib import Path
 import pytest
 
 from seghw.stats import validation_errors
-from trainer_helpers import (IMAGE_TAGS, SEED_TAGS, TINY, only_run, read_stats, records_file, run_seghw,
-                             start_seghw, vdl_steps, wait_for)
+
+from trainer_helpers import (
+    IMAGE_TAGS,
+    SEED_TAGS,
+    TINY,
+    only_run,
+    read_stats,
+    records_file,
+    run_seghw,
+    start_seghw,
+    vdl_steps,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")

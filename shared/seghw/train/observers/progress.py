@@ -29,8 +29,14 @@ class ProgressReporter(Callback):
               f"{state.data_info.get('train_images', 0)} train / {state.data_info.get('val_images', 0)} val "
               f"images; {state.steps_per_epoch} steps/epoch x {cfg.epochs} epochs", file=self.stream, flush=True)
         if self.interactive:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),

@@ -157,7 +157,8 @@ class VisualDLLogger(Callback):
         scalars.update({f"Loss/{k}": v for k, v in result.parts.items()})
         # Parameters and gradients are copied here, on the training thread, before they change.
         hist = {}
-        for name, p in list(state.model.named_parameters())[:: max(1, len(state.model.parameters()) // HISTOGRAM_LIMIT)]:
+        named = list(state.model.named_parameters())
+        for name, p in named[:: max(1, len(named) // HISTOGRAM_LIMIT)]:
             hist[f"Weights/{name}"] = p.numpy().ravel()
             if p.grad is not None:
                 hist[f"Gradients/{name}"] = p.grad.numpy().ravel()
