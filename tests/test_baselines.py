@@ -3,6 +3,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from seghw import baselines
 from seghw.metrics import psnr
 

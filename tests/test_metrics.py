@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from seghw import metrics as m
 
 RNG_SEED = 1234

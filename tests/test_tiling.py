@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from seghw.metrics import to_uint8
 from seghw.tiling import count_windows, tile_predict
 

@@ -1,0 +1,1 @@
+"""Training data: paired datasets on disk (``dataset``) and the synthetic generator (``synth``)."""

@@ -1,0 +1,468 @@
+"""Paired datasets on disk and the batches the trainer and the evaluator consume.
+
+Layout (the one handwriting-erasure datasets ship with)::
+
+    DIR/images/NAME.jpg|jpeg|png   page with handwriting
+    DIR/gts/NAME.jpg|jpeg|png      the same page without it (same size)
+    DIR/masks/NAME.png             optional handwriting mask (white = handwriting)
+    DIR/val/...                    optional validation set with the same layout
+
+Loading decodes every image once and keeps uint8 arrays in memory (about 7 bytes per pixel per pair
+for image + gt + mask: a 1240x1754 page costs ~15 MB, so ~1000 pages need ~15 GB). That suits the
+small datasets this trainer is meant for and makes every epoch after the first free of decoding.
+A missing mask is derived as ``max over channels |image - gt| > mask_threshold`` dilated by one
+pixel (3x3), which catches faint anti-aliased ink edges the threshold alone misses.
+Images smaller than ``min_size`` (the crop) are rejected rather than padded, naming the files:
+padding would silently train on border pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from seghw.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DEFAULT_MASK_THRESHOLD = 25
+_LIST_FIRST = 5
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    image: Path
+    gt: Path
+    mask: Path | None
+
+
+@dataclass
+class PairSet:
+    """Decoded pairs: ``images``/``gts`` HxWx3 uint8 RGB, ``masks`` HxW uint8 0/255."""
+
+    names: list[str] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+    gts: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def append(self, name: str, image: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> None:
+        self.names.append(name)
+        self.images.append(image)
+        self.gts.append(gt)
+        self.masks.append(mask)
+
+
+@dataclass
+class Split:
+    train: PairSet
+    val: PairSet
+    skipped: list[str]  # unreadable files, relative to the data folder
+    source: str  # where the validation pairs came from, for logs
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_LIST_FIRST])
+    more = len(items) - _LIST_FIRST
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _index(folder: Path, root: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    clashes: list[str] = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
+            continue
+        if p.stem in found:
+            clashes.append(f"{found[p.stem].relative_to(root)} and {p.relative_to(root)}")
+            continue
+        found[p.stem] = p
+    if clashes:
+        raise DataError(f"in {root}: several files share one name: {_listing(clashes)}")
+    return found
+
+
+def scan_pairs(root: Path) -> list[Pair]:
+    """Pairs of ``root`` sorted by name; unpaired files or a wrong layout raise :class:`DataError`."""
+    root = Path(root)
+    expected = (
+        f"expected {root}/images/NAME.jpg (or .png) with {root}/gts/NAME.png (or .jpg), "
+        f"optionally {root}/masks/NAME.png"
+    )
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist")
+    for sub in ("images", "gts"):
+        if not (root / sub).is_dir():
+            raise DataError(f"no {sub}/ folder in {root}: {expected}")
+    images = _index(root / "images", root)
+    gts = _index(root / "gts", root)
+    masks = _index(root / "masks", root) if (root / "masks").is_dir() else {}
+    if not images and not gts:
+        raise DataError(f"no .jpg/.jpeg/.png files in {root}/images and {root}/gts: {expected}")
+    no_gt = [str(images[n].relative_to(root)) for n in images if n not in gts]
+    no_image = [str(gts[n].relative_to(root)) for n in gts if n not in images]
+    if no_gt or no_image:
+        parts = []
+        if no_gt:
+            parts.append(f"{len(no_gt)} image(s) without a gt in gts/: {_listing(no_gt)}")
+        if no_image:
+            parts.append(f"{len(no_image)} gt(s) without an image in images/: {_listing(no_image)}")
+        raise DataError(f"unpaired files in {root}: " + "; ".join(parts))
+    return [Pair(n, images[n], gts[n], masks.get(n)) for n in sorted(images)]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)  # phone photos: pixels as the user sees them
+        return np.asarray(im.convert("RGB")).copy()
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        return np.where(np.asarray(im.convert("L")) > 127, 255, 0).astype(np.uint8)
+
+
+def derive_mask(image: np.ndarray, gt: np.ndarray, threshold: int = DEFAULT_MASK_THRESHOLD) -> np.ndarray:
+    """Handwriting mask from where the image and its gt differ, dilated by one pixel."""
+    diff = np.abs(image.astype(np.int16) - gt.astype(np.int16)).max(axis=2)
+    mask = np.where(diff > threshold, 255, 0).astype(np.uint8)
+    return cv2.dilate(mask, np.ones((3, 3), np.uint8))
+
+
+def _decode(pair: Pair, threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[Path, Exception]:
+    current = pair.image
+    try:
+        image = _read_rgb(pair.image)
+        current = pair.gt
+        gt = _read_rgb(pair.gt)
+        mask = None
+        if pair.mask is not None:
+            current = pair.mask
+            mask = _read_mask(pair.mask)
+    except Exception as exc:  # decoders raise assorted types (OSError, SyntaxError, ValueError...)
+        return current, exc
+    if mask is None and image.shape == gt.shape:
+        mask = derive_mask(image, gt, threshold)
+    return image, gt, mask
+
+
+def _size(a: np.ndarray) -> str:
+    return f"{a.shape[1]}x{a.shape[0]}"
+
+
+def _load(pairs: list[Pair], root: Path, min_size: int, threshold: int, skipped: list[str]) -> PairSet:
+    out = PairSet()
+    small: list[str] = []
+    # Decoding releases the GIL in Pillow's codecs: a few threads cut loading time on multi-core hosts.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: _decode(p, threshold), pairs))
+    for pair, res in zip(pairs, results, strict=True):
+        if isinstance(res[0], Path):
+            bad, exc = res
+            rel = str(Path(bad).relative_to(root))
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            warnings.warn(f"skipping unreadable {rel} ({reason}); its pair is left out", stacklevel=3)
+            skipped.append(rel)
+            continue
+        image, gt, mask = res
+        if image.shape != gt.shape:
+            raise DataError(
+                f"size mismatch: {pair.image.relative_to(root)} is {_size(image)} "
+                f"but {pair.gt.relative_to(root)} is {_size(gt)}"
+            )
+        if mask.shape != image.shape[:2]:
+            raise DataError(
+                f"size mismatch: {pair.mask.relative_to(root)} is {_size(mask)} "
+                f"but {pair.image.relative_to(root)} is {_size(image)}"
+            )
+        if min(image.shape[:2]) < min_size:
+            small.append(f"{pair.image.relative_to(root)} ({_size(image)})")
+            continue
+        out.append(pair.name, image, gt, mask)
+    if small:
+        raise DataError(
+            f"{len(small)} image(s) in {root} smaller than the {min_size} px crop: {_listing(small)}; "
+            "use a smaller crop size or remove them"
+        )
+    return out
+
+
+def val_count(n: int, val_fraction: float) -> int:
+    """Held-out pairs for a fraction: at least one when there are two or more pairs, never all."""
+    if val_fraction <= 0 or n < 2:
+        return 0
+    return int(min(n - 1, max(1, round(n * val_fraction))))
+
+
+def load_split(
+    root: Path,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    min_size: int = 1,
+    mask_threshold: int = DEFAULT_MASK_THRESHOLD,
+) -> Split:
+    """Decode ``root`` into train and validation pairs (``root/val`` if present, else a seeded fraction).
+
+    Unreadable files are skipped with a warning and listed in ``Split.skipped``; size mismatches,
+    images smaller than ``min_size`` and a dataset with nothing usable raise :class:`DataError`.
+    """
+    root = Path(root)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val fraction must be in [0, 1) (got {val_fraction})")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0 (got {seed})")
+    pairs = scan_pairs(root)
+    val_dir = root / "val"
+    if val_dir.is_dir():
+        train_pairs, val_pairs = pairs, scan_pairs(val_dir)
+        source = f"{val_dir} ({len(val_pairs)} pairs)"
+    else:
+        n_val = val_count(len(pairs), val_fraction)
+        held = set(np.random.default_rng(seed).permutation(len(pairs))[:n_val].tolist())
+        train_pairs = [p for i, p in enumerate(pairs) if i not in held]
+        val_pairs = [p for i, p in enumerate(pairs) if i in held]
+        source = f"{n_val} of {len(pairs)} pairs held out (val fraction {val_fraction:g}, seed {seed})"
+    skipped: list[str] = []
+    train = _load(train_pairs, root, min_size, mask_threshold, skipped)
+    val = _load(val_pairs, root, min_size, mask_threshold, skipped)
+    if not len(train):
+        raise DataError(
+            f"no usable training pairs in {root}: all {len(train_pairs)} are unreadable ({_listing(skipped)})"
+        )
+    return Split(train, val, skipped, source)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be >= 1 (got {batch_size})")
+    if n < batch_size:
+        raise DataError(
+            f"the training set has {n} pair(s), fewer than the batch size {batch_size}: "
+            f"lower --batch-size to {max(1, n)} or add data"
+        )
+    return n // batch_size
+
+
+def _check_crop(pairs: PairSet, crop: int) -> None:
+    if crop < 1:
+        raise ConfigError(f"crop must be >= 1 px (got {crop})")
+    sizes = zip(pairs.names, pairs.masks, strict=True)
+    small = [f"{n} ({_size(m)})" for n, m in sizes if min(m.shape) < crop]
+    if small:
+        raise DataError(f"{len(small)} image(s) smaller than the {crop} px crop: {_listing(small)}")
+
+
+def _empty_batch(n: int, crop: int) -> dict[str, np.ndarray]:
+    return {
+        "image": np.empty((n, 3, crop, crop), np.float32),
+        "gt": np.empty((n, 3, crop, crop), np.float32),
+        "mask": np.empty((n, 1, crop, crop), np.float32),
+    }
+
+
+def _put(batch: dict[str, np.ndarray], j: int, image: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> None:
+    scale = np.float32(1.0 / 255.0)
+    np.multiply(image.transpose(2, 0, 1), scale, out=batch["image"][j], dtype=np.float32)
+    np.multiply(gt.transpose(2, 0, 1), scale, out=batch["gt"][j], dtype=np.float32)
+    batch["mask"][j, 0] = mask > 127
+
+
+class TrainBatches:
+    """One epoch of augmented training batches, a pure function of ``(seed, epoch, sample index)``.
+
+    Each batch is ``{"image", "gt": N x 3 x crop x crop, "mask": N x 1 x crop x crop}`` float32 in
+    [0, 1]. ``len()`` is the full epoch's steps (incomplete last batch dropped); iteration starts at
+    batch ``skip_batches``, so a run resumed mid-epoch sees exactly the batches it had not seen.
+    Each sample is a random ``crop`` window; with ``augment`` it is also flipped left-right (p=0.5)
+    and rotated within +-``rotate_degrees`` (p=0.5, bilinear, replicated border; the mask is
+    re-thresholded). One object is one epoch: iterating it again replays the same batches.
+    Batches are built ``num_workers`` threads ahead (0 = on the consumer's thread); ``wait_seconds``
+    accumulates the time the consumer spent waiting for them. Stopping early (``break``, ``close()``,
+    or leaving a ``with`` block) shuts the threads down.
+    """
+
+    def __init__(
+        self,
+        pairs: PairSet,
+        batch_size: int,
+        crop: int,
+        seed: int,
+        epoch: int,
+        skip_batches: int = 0,
+        num_workers: int = 2,
+        augment: bool = True,
+        rotate_degrees: float = 10.0,
+        prefetch: int | None = None,
+    ) -> None:
+        if seed < 0 or epoch < 0:
+            raise ConfigError(f"seed and epoch must be >= 0 (got seed {seed}, epoch {epoch})")
+        self.pairs = pairs
+        self.batch_size = batch_size
+        self.crop = crop
+        self.seed = seed
+        self.epoch = epoch
+        self.steps = steps_per_epoch(len(pairs), batch_size)
+        if not 0 <= skip_batches <= self.steps:
+            raise ConfigError(f"skip_batches {skip_batches} is outside 0..{self.steps} (steps per epoch)")
+        _check_crop(pairs, crop)
+        self.skip_batches = skip_batches
+        self.num_workers = max(0, num_workers)
+        self.augment = augment
+        self.rotate_degrees = float(rotate_degrees)
+        self.prefetch = prefetch if prefetch is not None else 2 * max(1, self.num_workers)
+        self.wait_seconds = 0.0
+        order_ss = np.random.SeedSequence(seed, spawn_key=(epoch,))
+        self.order = np.random.default_rng(order_ss).permutation(len(pairs))
+        self._lock = threading.Lock()
+        # Weak: a consumer that breaks out of its loop drops the iterator, which then closes itself.
+        self._open: weakref.WeakSet = weakref.WeakSet()
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Augmented crop of pair ``index`` for this epoch: (image HxWx3, gt HxWx3, mask HxW) uint8."""
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch, int(index), 1)))
+        # Draw every number in a fixed order whatever the branches, so each knob is independent.
+        u_rot, u_angle, u_flip, u_y, u_x = rng.random(5)
+        image, gt, mask = self.pairs.images[index], self.pairs.gts[index], self.pairs.masks[index]
+        h, w = mask.shape
+        c = self.crop
+        angle = 0.0
+        if self.augment and self.rotate_degrees > 0 and u_rot < 0.5:
+            angle = (2.0 * u_angle - 1.0) * self.rotate_degrees
+        flip = self.augment and u_flip < 0.5
+        if angle:
+            # Rotate a window large enough to hold the rotated crop, then keep its centre:
+            # corners come from real pixels rather than replicated borders whenever the page allows.
+            rad = math.radians(abs(angle))
+            need = int(math.ceil(c * (math.cos(rad) + math.sin(rad)))) + 2
+            ph, pw = min(need, h), min(need, w)
+            y0, x0 = int(u_y * (h - ph + 1)), int(u_x * (w - pw + 1))
+            m = cv2.getRotationMatrix2D(((pw - 1) / 2.0, (ph - 1) / 2.0), angle, 1.0)
+            m[0, 2] -= (pw - c) / 2.0
+            m[1, 2] -= (ph - c) / 2.0
+
+            def warp(a: np.ndarray) -> np.ndarray:
+                window = a[y0 : y0 + ph, x0 : x0 + pw]
+                return cv2.warpAffine(
+                    window, m, (c, c), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+                )
+
+            image, gt, mask = warp(image), warp(gt), np.where(warp(mask) > 127, 255, 0).astype(np.uint8)
+        else:
+            y0, x0 = int(u_y * (h - c + 1)), int(u_x * (w - c + 1))
+            win = (slice(y0, y0 + c), slice(x0, x0 + c))
+            image, gt, mask = image[win], gt[win], mask[win]
+        if flip:
+            image, gt, mask = image[:, ::-1], gt[:, ::-1], mask[:, ::-1]
+        return image, gt, mask
+
+    def batch(self, b: int) -> dict[str, np.ndarray]:
+        """Batch ``b`` of this epoch (0-based)."""
+        if not 0 <= b < self.steps:
+            raise IndexError(f"batch {b} outside 0..{self.steps - 1}")
+        idx = self.order[b * self.batch_size : (b + 1) * self.batch_size]
+        out = _empty_batch(len(idx), self.crop)
+        for j, i in enumerate(idx):
+            _put(out, j, *self.sample(int(i)))
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        it = self._iterate()
+        with self._lock:
+            self._open.add(it)
+        return it
+
+    def _iterate(self) -> Iterator[dict[str, np.ndarray]]:
+        todo = range(self.skip_batches, self.steps)
+        if self.num_workers == 0:
+            for b in todo:
+                t0 = time.perf_counter()
+                batch = self.batch(b)
+                self.wait_seconds += time.perf_counter() - t0
+                yield batch
+            return
+        pool = ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="seghw-batches")
+        pending: deque[Future] = deque()
+        upcoming = iter(todo)
+        try:
+            for b in upcoming:
+                pending.append(pool.submit(self.batch, b))
+                if len(pending) >= self.prefetch:
+                    break
+            while pending:
+                t0 = time.perf_counter()
+                batch = pending.popleft().result()
+                self.wait_seconds += time.perf_counter() - t0
+                nxt = next(upcoming, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self.batch, nxt))
+                yield batch
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop every iteration still open and join its threads."""
+        with self._lock:
+            its, self._open = list(self._open), weakref.WeakSet()
+        for it in its:
+            it.close()
+
+    def __enter__(self) -> TrainBatches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EvalBatches:
+    """Validation batches: deterministic centre crops, no augmentation, last partial batch kept.
+
+    Yields ``{"image", "gt", "mask"}`` as in :class:`TrainBatches` plus ``"names"`` (list of str).
+    """
+
+    def __init__(self, pairs: PairSet, batch_size: int, crop: int) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1 (got {batch_size})")
+        _check_crop(pairs, crop)
+        self.pairs = pairs
+        self.batch_size = batch_size
+        self.crop = crop
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.pairs) / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        c = self.crop
+        for start in range(0, len(self.pairs), self.batch_size):
+            idx = range(start, min(start + self.batch_size, len(self.pairs)))
+            out: dict = _empty_batch(len(idx), c)
+            for j, i in enumerate(idx):
+                h, w = self.pairs.masks[i].shape
+                y0, x0 = (h - c) // 2, (w - c) // 2
+                win = (slice(y0, y0 + c), slice(x0, x0 + c))
+                _put(out, j, self.pairs.images[i][win], self.pairs.gts[i][win], self.pairs.masks[i][win])
+            out["names"] = [self.pairs.names[i] for i in idx]
+            yield out

@@ -1,0 +1,138 @@
+"""Synthetic pairs: deterministic files, ink only where the mask says, every ink shows up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from seghw.data import fonts as fontmod
+from seghw.data.synth import (
+    GENERATOR_VERSION,
+    MANIFEST,
+    cached_dataset,
+    generate_pair,
+    pair_seed,
+    write_dataset,
+)
+from seghw.errors import ConfigError
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _inks(image: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> set[str]:
+    """Inks present, judged from how the image darkens the gt per channel under the mask."""
+    sel = (mask > 0) & (np.abs(image.astype(int) - gt.astype(int)).max(axis=2) > 40) & (gt.min(axis=2) > 60)
+    ratio = image[sel].astype(float) / gt[sel].astype(float)
+    found = set()
+    if ((ratio[:, 2] - ratio[:, 0]) > 0.25).sum() >= 5:
+        found.add("blue")
+    if ((ratio[:, 0] - ratio[:, 1]) > 0.3).sum() >= 5:
+        found.add("red")
+    if ((ratio.max(axis=1) < 0.45) & (np.ptp(ratio, axis=1) < 0.15)).sum() >= 5:
+        found.add("black")
+    return found
+
+
+def test_same_seed_same_bytes_and_different_seed_differs(tmp_path: Path) -> None:
+    a = _files(write_dataset(tmp_path / "a", count=3, size=48, seed=7, progress=False))
+    b = _files(write_dataset(tmp_path / "b", count=3, size=48, seed=7, progress=False))
+    c = _files(write_dataset(tmp_path / "c", count=3, size=48, seed=8, progress=False))
+    assert sorted(a) == [
+        MANIFEST,
+        *[f"gts/syn_00000{i}.png" for i in range(3)],
+        *[f"images/syn_00000{i}.jpg" for i in range(3)],
+        *[f"masks/syn_00000{i}.png" for i in range(3)],
+    ]
+    assert a == b
+    assert all(a[k] != c[k] for k in a if k.startswith("images/"))
+    manifest = json.loads(a[MANIFEST])
+    assert (manifest["count"], manifest["size"], manifest["seed"]) == (3, 48, 7)
+    assert manifest["generator_version"] == GENERATOR_VERSION
+
+
+def test_pair_does_not_depend_on_count(tmp_path: Path) -> None:
+    small = _files(write_dataset(tmp_path / "s", count=2, size=32, seed=3, progress=False))
+    large = _files(write_dataset(tmp_path / "l", count=4, size=32, seed=3, progress=False))
+    for k, v in small.items():
+        if k != MANIFEST:
+            assert large[k] == v, k
+    assert pair_seed(3, 0) != pair_seed(3, 1) != pair_seed(4, 1)
+
+
+@pytest.mark.parametrize("size", [32, 48, 64, (40, 72)])
+def test_shapes_and_non_empty_mask(size: int | tuple[int, int]) -> None:
+    h, w = (size, size) if isinstance(size, int) else size
+    for seed in range(6):
+        image, gt, mask = generate_pair(seed, size)
+        assert image.shape == gt.shape == (h, w, 3) and mask.shape == (h, w)
+        assert image.dtype == gt.dtype == mask.dtype == np.uint8
+        assert set(np.unique(mask).tolist()) <= {0, 255}
+        assert (mask > 0).any(), f"seed {seed} size {size}: empty mask"
+        assert gt.std() > 2, "the page has printed content"
+
+
+def test_full_page_size() -> None:
+    image, gt, mask = generate_pair(0, (1754, 1240))
+    assert image.shape == (1754, 1240, 3)
+    assert 0.001 < (mask > 0).mean() < 0.3
+
+
+def test_image_and_gt_differ_only_under_the_ink() -> None:
+    for seed in range(6):
+        image, gt, mask = generate_pair(seed, 128)
+        diff = np.abs(image.astype(int) - gt.astype(int)).max(axis=2)
+        near = cv2.dilate(mask, np.ones((9, 9), np.uint8)) > 0
+        outside = diff[~near]
+        # Only JPEG blocks that straddle ink may change a little beyond a 4 px band around it.
+        assert outside.mean() < 2.5, seed
+        assert (outside > 10).mean() < 0.05, seed
+        assert diff[mask > 0].mean() > 15, seed
+
+
+def test_blue_red_and_black_ink_all_appear() -> None:
+    seen: set[str] = set()
+    for seed in range(8):
+        seen |= _inks(*generate_pair(seed, 64))
+    assert seen >= {"blue", "red", "black"}, seen
+
+
+def test_works_without_system_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGHW_FONT_DIRS", "")
+    assert fontmod.available_fonts() == ()
+    image, gt, mask = generate_pair(5, 64, fonts=())
+    assert image.shape == (64, 64, 3) and (mask > 0).any()
+    assert gt.std() > 2, "Pillow's bundled font still prints text"
+    assert np.array_equal(image, generate_pair(5, 64)[0]), "no font folders means the bundled font"
+
+
+def test_bad_sizes_and_seeds_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="too small"):
+        generate_pair(0, 8)
+    with pytest.raises(ConfigError, match="seed"):
+        generate_pair(-1, 32)
+    with pytest.raises(ConfigError, match="count"):
+        write_dataset(tmp_path, count=0, size=32, seed=0, progress=False)
+
+
+def test_cached_dataset_regenerates_only_when_manifest_differs(tmp_path: Path) -> None:
+    out = cached_dataset(tmp_path, count=2, size=32, seed=1)
+    assert out == tmp_path / f"synthetic_2_32_1_v{GENERATOR_VERSION}"
+    image = out / "images" / "syn_000001.jpg"
+    stamp = image.stat().st_mtime_ns
+    newest = max(p.stat().st_mtime_ns for p in out.rglob("*.*") if p.name != MANIFEST)
+    assert (out / MANIFEST).stat().st_mtime_ns >= newest, "the manifest is written last"
+
+    assert cached_dataset(tmp_path, count=2, size=32, seed=1) == out
+    assert image.stat().st_mtime_ns == stamp, "a complete cache is reused"
+
+    (out / MANIFEST).unlink()  # as after an interrupted generation
+    image.write_bytes(b"half")
+    cached_dataset(tmp_path, count=2, size=32, seed=1)
+    assert (out / MANIFEST).is_file()
+    assert image.read_bytes()[:2] == b"\xff\xd8", "the incomplete cache was rewritten"
