@@ -17,7 +17,7 @@ def train(
     epochs: int = typer.Option(None, help="number of epochs"),
     batch_size: int = typer.Option(None, help="images per step"),
     lr: float = typer.Option(None, help="peak learning rate"),
-    log_root: Path = typer.Option(None, help="where run folders go [env SEGHW_LOG_ROOT, default ./models]"),
+    log_root: Path = typer.Option(None, help="where run folders go (env SEGHW_LOG_ROOT, default ./models)"),
     device: str = typer.Option(None, help="auto | cpu | gpu"),
     resume: str = typer.Option(None, help="'latest' or a run folder: continue from its last checkpoint"),
     seed: int = typer.Option(None, help="random seed (data order, augmentation, init)"),
