@@ -17,6 +17,8 @@ def write_atomic(path: str | os.PathLike, writer: Callable[[IO[bytes]], Any]) ->
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            # mkstemp makes 0600 files; VisualDL and the monitor (other users, other containers) read these.
+            os.fchmod(fh.fileno(), 0o644)
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
