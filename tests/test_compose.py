@@ -83,6 +83,8 @@ def test_trainer_gpu_models_volume_grace_and_health(services):
     assert trainer["init"] is True  # PID 1 that passes SIGTERM on
     assert trainer["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert trainer["healthcheck"]["test"][:4] == ["CMD", "seghw", "serve", "trainer"]
+    # the guide: docker exec -it seghandwriting-app python train_demo.py
+    assert trainer["container_name"] == "seghandwriting-app"
 
 
 def test_visualdl_public_port_read_only_logs_health_and_no_telemetry(services):

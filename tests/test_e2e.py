@@ -18,14 +18,12 @@ import psutil
 import pytest
 
 from stack_helpers import LocalStack, alive, port_free, read_stats, wait_until
+from trainer_helpers import IMAGE_TAGS, SEED_TAGS, vdl_steps
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-SEED_TAGS = ["Loss/Train", "Loss/Validation", "Learning_Rate", "Model/Gradient_Norm", "Model/Parameter_Norm",
-             "Model/Total_Parameters", "Time/Epoch_Duration"]
-IMAGE_TAGS = ["Train/Sample", "Prediction/Result"]
 TINY = ["--preset", "cpu-demo", "--synthetic", "16", "--image-size", "32", "--epochs", "2", "--batch-size", "4"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -130,16 +128,7 @@ def _trainer_child(run_dir: Path) -> psutil.Process:
 
 
 def _assert_continuous(run_dir: Path, epochs: int) -> None:
-    from visualdl import LogReader
-
-    files = sorted(run_dir.glob("vdlrecords.*.log"))
-    assert len(files) == 1, files
-    reader = LogReader(file_path=str(files[0]))
-    steps: dict[str, list[int]] = {}
-    for component, tags in reader.get_tags().items():
-        if component in ("scalar", "image", "histogram"):
-            for tag in tags:
-                steps[tag] = [int(v.id) for v in reader.get_data(component, tag)]
+    steps = vdl_steps(run_dir)  # also asserts a single records file
     for tag in SEED_TAGS + IMAGE_TAGS:
         assert steps.get(tag) == list(range(1, epochs + 1)), f"{tag}: {steps.get(tag)}"
     for tag, seq in steps.items():
