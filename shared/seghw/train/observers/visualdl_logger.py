@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from seghw import vdl_records
+from seghw.graph_export import GRAPH_GLOB
 from seghw.train.callbacks import Callback
 from seghw.train.state import EpochResult, RunState, StepResult
 
@@ -70,6 +71,7 @@ class VisualDLLogger(Callback):
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._graph_export = None
 
     # -- background writer -------------------------------------------------------------------
     def _worker(self) -> None:
@@ -115,20 +117,30 @@ class VisualDLLogger(Callback):
             hparams = {k: v for k, v in cfg.model_dump().items() if isinstance(v, int | float | str)
                        and not isinstance(v, bool)}
             self.writer.add_hparams(hparams, HPARAM_METRICS)
-        if not (self.run_dir / "vdlgraph.txt").exists():
+        if not resumed and not list(self.run_dir.glob(GRAPH_GLOB)):
             self._add_graph(state)
 
     def _add_graph(self, state: RunState) -> None:
-        """The model's structure, as text under the tag ``Model/Graph``.
+        """The Graphs tab (exported by a separate process) and the layer tree as text."""
+        from seghw.graph_export import start_export
 
-        VisualDL's own ``add_graph`` goes through Paddle's legacy program format, which Paddle 3
-        no longer exports for these ops, and it converts the live model to a static graph; the
-        layer tree with parameter counts is written instead, once per run.
-        """
-        text = model_summary(state.model, state.config.image_size)
+        cfg = state.config
+        self._graph_export = start_export(self.run_dir, cfg.base_channels, cfg.depth, cfg.image_size)
+        text = model_summary(state.model, cfg.image_size)
         self._submit(lambda: self.writer.add_text("Model/Graph", text, 0))
-        # A marker so a resumed run does not write it again.
-        (self.run_dir / "vdlgraph.txt").write_text(text, encoding="utf-8")
+
+    def _finish_graph(self) -> None:
+        proc, self._graph_export = self._graph_export, None
+        if proc is None:
+            return
+        try:
+            _, err = proc.communicate(timeout=120)
+        except Exception:
+            proc.kill()
+            err = "timed out"
+        if proc.returncode:
+            last = (err or "").strip().splitlines()[-1:] or ["unknown error"]
+            print(f"note: model graph not written for VisualDL's Graphs tab ({last[0]})")
 
     def on_step_end(self, state: RunState, step: StepResult) -> None:
         if state.global_step % self.log_every_steps:
@@ -181,6 +193,7 @@ class VisualDLLogger(Callback):
         self._submit(write)
 
     def on_train_end(self, state: RunState) -> None:
+        self._finish_graph()
         if self._thread is None:
             return
         try:

@@ -1,0 +1,85 @@
+"""Write the model graph for VisualDL's Graphs tab: ``python -m seghw.graph_export ...``.
+
+VisualDL's ``LogWriter.add_graph`` converts the live model with ``paddle.jit.to_static`` and reads
+Paddle's legacy program format, which Paddle 3 no longer produces by default. This builds the same
+model in a legacy static program instead, in a process of its own (``FLAGS_enable_pir_api=0`` must
+be set before Paddle is imported), so the training process and its model are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+GRAPH_GLOB = "vdlgraph.*.log"
+
+
+def start_export(run_dir: Path, base_channels: int, depth: int, image_size: int) -> subprocess.Popen:
+    """Export in the background; the caller may wait for it or not."""
+    env = dict(os.environ, FLAGS_enable_pir_api="0", GLOG_minloglevel="2", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "seghw.graph_export", "--out", str(run_dir), "--base-channels",
+           str(base_channels), "--depth", str(depth), "--image-size", str(image_size)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _legacy_functional(paddle):
+    """``F`` for seghw.model: F.sigmoid in Paddle 3 has no legacy-program path, so append the op."""
+    from paddle.base.layer_helper import LayerHelper
+
+    def sigmoid(x):
+        helper = LayerHelper("sigmoid")
+        out = helper.create_variable_for_type_inference(x.dtype)
+        helper.append_op(type="sigmoid", inputs={"X": x}, outputs={"Out": out})
+        return out
+
+    class LegacyF:
+        interpolate = staticmethod(paddle.nn.functional.interpolate)
+
+    LegacyF.sigmoid = staticmethod(sigmoid)
+    return LegacyF
+
+
+def export_graph(out: Path, base_channels: int, depth: int, image_size: int) -> Path:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import paddle
+    from visualdl.component.graph.graph_component import analyse_model
+    from visualdl.component.graph.utils import create_opname_scope
+
+    import seghw.model as model_module
+    from seghw.atomic import write_bytes_atomic
+
+    paddle.enable_static()
+    model_module.F = _legacy_functional(paddle)
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup):
+        model = model_module.build_model(base_channels, depth)
+        # The naming VisualDL's add_graph gives layers, so the tab groups them the same way.
+        model._full_name = f"{type(model).__name__}[model]"
+        create_opname_scope(model)
+        model(paddle.static.data("image", [1, 3, image_size, image_size], "float32"))
+    graph = json.dumps(analyse_model(main.desc.serialize_to_string()))
+    return write_bytes_atomic(Path(out) / f"vdlgraph.{int(time.time()):010d}.log", graph.encode("utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--base-channels", type=int, required=True)
+    parser.add_argument("--depth", type=int, required=True)
+    parser.add_argument("--image-size", type=int, required=True)
+    args = parser.parse_args(argv)
+    if os.environ.get("FLAGS_enable_pir_api") != "0":
+        parser.error("set FLAGS_enable_pir_api=0 (use start_export)")
+    export_graph(args.out, args.base_channels, args.depth, args.image_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
