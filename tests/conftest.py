@@ -248,3 +248,13 @@ def webhook():
     hook = Webhook()
     yield hook
     hook.close()
+
+
+@pytest.fixture
+def conn(redis_server):
+    """A client of the ``redis_server`` fixture (REDIS_URL is set by it)."""
+    from seghw.monitor import store
+
+    c = store.connect()
+    yield c
+    c.close()

@@ -13,6 +13,10 @@ from pathlib import Path
 
 import psutil
 
+# Re-exported for the tests: the stack's own view of which processes still run.
+from seghw.stack.local import alive_processes as alive  # noqa: F401
+from seghw.stack.local import cmdline  # noqa: F401
+
 SEGHW = str(Path(sys.executable).parent / "seghw")
 
 
@@ -116,15 +120,6 @@ class LocalStack:
                 pass
 
 
-def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
 
 
 def read_stats(run_dir: Path) -> dict | None:

@@ -5,19 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from seghw.monitor import alerts, collect, store
 from seghw.monitor.health import HealthConfig
 
 CFG = HealthConfig(interval=1, stall_min_s=1.5, stall_intervals=1, stall_steps=1)
 
 
-@pytest.fixture
-def conn(redis_server):
-    c = store.connect()
-    yield c
-    c.close()
 
 
 def test_each_transition_is_posted_once_with_a_text_field(conn, write_run, webhook):

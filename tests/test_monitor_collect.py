@@ -16,11 +16,6 @@ from seghw.monitor.health import HealthConfig
 CFG = HealthConfig(interval=1, stall_min_s=1.5, stall_intervals=1, stall_steps=1)
 
 
-@pytest.fixture
-def conn(redis_server):
-    c = store.connect()
-    yield c
-    c.close()
 
 
 def events(conn) -> list[dict]:

@@ -12,7 +12,7 @@ import psutil
 import pytest
 import redis
 
-from stack_helpers import LocalStack, alive, port_free, read_stats, wait_until
+from stack_helpers import LocalStack, alive, cmdline, port_free, read_stats, wait_until
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def _roles(procs: list[psutil.Process]) -> dict[str, psutil.Process]:
     for p in procs:
         if os.getsid(p.pid) != p.pid:
             continue
-        cmd = " ".join(p.cmdline())
+        cmd = " ".join(cmdline(p))
         for role, needle in (("redis", "redis-server"), ("trainer", "serve trainer"),
                              ("visualdl", "visualdl --logdir"), ("monitor", "serve monitor")):
             if needle in cmd:
@@ -170,7 +170,7 @@ def test_stop_and_down_let_the_running_training_checkpoint_and_end_stopped(stack
 
     second = _submit_and_wait_for_steps(stack)
     procs = stack.processes()
-    assert len([p for p in procs if "seghw.cli train" in " ".join(p.cmdline())]) == 1
+    assert len([p for p in procs if "seghw.cli train" in " ".join(cmdline(p))]) == 1
     down = stack.seghw("stack", "down", check=True, timeout=150)
     assert "killed" not in down.stdout, down.stdout  # everything stopped on its own
     _assert_stopped_with_checkpoint(second)

@@ -82,7 +82,8 @@ def _tree(root) -> list:
         return []
 
 
-def _cmdline(p) -> list[str]:
+def cmdline(p) -> list[str]:
+    """A process's command line, empty once it is gone or a zombie."""
     import psutil
 
     try:
@@ -100,7 +101,7 @@ def _role_of(p) -> str | None:
             return None
     except (OSError, psutil.Error):
         return None
-    cmd = _cmdline(p)
+    cmd = cmdline(p)
     text = " ".join(cmd)
     if cmd and "redis-server" in Path(cmd[0]).name:
         return "redis"
@@ -130,7 +131,8 @@ def _recorded(state: State) -> list:
     return procs
 
 
-def _alive(procs: Iterable) -> list:
+def alive_processes(procs: Iterable) -> list:
+    """The processes of ``procs`` that still run (zombies count as gone)."""
     import psutil
 
     out = []
@@ -413,7 +415,7 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
         down(grace=10.0, quiet=True)
         raise
     state = State(data)
-    data["processes"] = [{"pid": p.pid, "create_time": p.create_time(), "cmd": " ".join(_cmdline(p))[:200]}
+    data["processes"] = [{"pid": p.pid, "create_time": p.create_time(), "cmd": " ".join(cmdline(p))[:200]}
                          for p in _tree(sup)]
     write_state(data, directory)
     return state, True
@@ -422,7 +424,7 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
 def _kill(procs: list) -> None:
     import psutil
 
-    for p in _alive(procs):
+    for p in alive_processes(procs):
         try:
             p.kill()
         except psutil.Error:
@@ -436,10 +438,10 @@ def _wait_gone(roots: list, timeout: float) -> list:
     deadline = time.monotonic() + timeout
     while True:
         now = []
-        for r in _alive(roots):
+        for r in alive_processes(roots):
             now += _tree(r)
         seen = _merge(seen, now)
-        live = _alive(seen)
+        live = alive_processes(seen)
         if not live or time.monotonic() > deadline:
             return seen
         time.sleep(0.2)
@@ -483,7 +485,7 @@ def down(grace: float | None = None, quiet: bool = False, state: State | None = 
         rest = [p for r, p in leaders.items() if r != "trainer"]
         _terminate_groups(rest)
         known = _merge(known, _wait_gone(rest, 15.0))
-    leftovers = _alive(known)
+    leftovers = alive_processes(known)
     _kill(leftovers)
     remove_state()
     if quiet:

@@ -152,6 +152,8 @@ class VisualDLLogger(Callback):
                               if np.isfinite(v)])
 
     def on_epoch_end(self, state: RunState, result: EpochResult) -> None:
+        if self._graph_export is not None and self._graph_export.poll() is not None:
+            self._finish_graph()  # reaps the exporter as soon as it is done
         epoch = state.epoch
         scalars = {
             EPOCH_TAGS["train_loss"]: result.train_loss,
