@@ -48,7 +48,8 @@ def test_every_seed_tag_and_image_is_in_visualdl(two_epoch_run):
     steps = vdl_steps(run_dir)
     for tag in SEED_TAGS + IMAGE_TAGS:
         assert steps.get(tag) == [1, 2], f"{tag}: {steps.get(tag)}"
-    for tag in ("Metrics/PSNR", "Metrics/SSIM", "Speed/Samples_per_sec", "System/Memory_MB"):
+    for tag in ("Metrics/PSNR", "Metrics/SSIM", "Speed/Samples_per_sec", "System/Memory_MB",
+                "Speed/FLOP_Utilization"):
         assert steps.get(tag) == [1, 2], tag
     # per-iteration curves: every step, under their own tags
     stats = read_stats(run_dir)
@@ -86,8 +87,9 @@ def test_stats_file_validates_and_tells_the_story(two_epoch_run):
     assert [h["epoch"] for h in stats["history"]] == [1, 2]
     assert stats["total_parameters"] > 100_000
     for key in ("train_loss", "val_loss", "lr", "grad_norm", "param_norm", "epoch_duration",
-                "samples_per_sec", "psnr", "ssim"):
+                "samples_per_sec", "psnr", "ssim", "flops_utilization"):
         assert isinstance(stats["latest"][key], float), key
+    assert 0 < stats["latest"]["flops_utilization"] < 1
     assert stats["best_checkpoint"]["epoch"] in (1, 2)
     assert Path(stats["last_checkpoint"]["path"]).is_file()
 

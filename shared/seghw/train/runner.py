@@ -121,6 +121,7 @@ def restore(state, ckpt_path: Path) -> None:
 
 
 def observers(state, cfg: TrainConfig):
+    from seghw.flops import machine_peak_gflops, train_step_flops
     from seghw.train.callbacks import CallbackList
     from seghw.train.observers.checkpointer import Checkpointer
     from seghw.train.observers.progress import ProgressReporter
@@ -128,12 +129,16 @@ def observers(state, cfg: TrainConfig):
     from seghw.train.observers.stats_writer import StatsWriter
     from seghw.train.observers.visualdl_logger import VisualDLLogger
 
+    per_sample = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size)
+    # The CPU ceiling costs ~0.5 s to measure; a GPU's is not numpy's.
+    peak = machine_peak_gflops(repeats=2) * 1e9 if state.device == "cpu" and cfg.observers else None
+    recorder = MetricsRecorder(flops_per_sample=per_sample, peak_flops=peak)
     if not cfg.observers:
-        return CallbackList([MetricsRecorder()])
+        return CallbackList([recorder])
     vdl = VisualDLLogger(state.run_dir, cfg.log_every_steps)
     # Order matters: history first, then VisualDL queues its records, the checkpointer flushes
     # them before it saves, and the stats file reports the checkpoint just written.
-    return CallbackList([MetricsRecorder(), vdl, Checkpointer(flush=vdl.flush), StatsWriter(),
+    return CallbackList([recorder, vdl, Checkpointer(flush=vdl.flush), StatsWriter(),
                          ProgressReporter()])
 
 

@@ -165,6 +165,7 @@ class VisualDLLogger(Callback):
             EPOCH_TAGS["epoch_duration"]: result.epoch_duration,
             "Speed/Samples_per_sec": result.samples_per_sec,
             "Speed/Data_Wait_Share": result.data_wait_share,
+            "Speed/FLOP_Utilization": state.latest.get("flops_utilization"),
             "System/Memory_MB": _memory_mb(state.device),
         }
         scalars.update({QUALITY_TAGS[k]: v for k, v in (result.quality or {}).items() if k in QUALITY_TAGS})
