@@ -49,7 +49,7 @@ class TrainConfig(BaseModel):
     device: Device = "auto"
     seed: int = 42
     num_workers: int = Field(default=2, ge=0)
-    threads: int | None = Field(default=None, ge=1, description="CPU threads (default: all cores)")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads (default 1: fastest here)")
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
 
     # observers

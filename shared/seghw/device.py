@@ -8,10 +8,19 @@ from seghw.errors import ConfigError
 
 
 def set_cpu_threads(threads: int | None) -> int:
-    """``import paddle`` pins OMP_NUM_THREADS to 1 when unset; default to every core instead."""
-    n = threads or int(os.environ.get("SEGHW_THREADS", 0)) or (os.cpu_count() or 1)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    """Set the CPU thread count before Paddle is imported (``--threads``, else ``SEGHW_THREADS``, else 1).
+
+    One thread is the default because it measured fastest: on two cores, the cpu-demo training step
+    ran 25.5 img/s with one OpenMP thread and 11.5 img/s with two (Paddle 3.3; see
+    docs/BENCHMARKS.md, which measures it again with ``make bench``). Larger models on more cores
+    may gain from ``--threads N``.
+    """
+    n = threads or int(os.environ.get("SEGHW_THREADS", 0)) or 1
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
+    # numpy's OpenBLAS falls back to OMP_NUM_THREADS; it computes metrics and the FLOP ceiling,
+    # which must stay the whole machine's.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(os.cpu_count() or 1))
     return n
 
 
