@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -17,21 +16,13 @@ import pytest
 
 from seghw.atomic import write_json_atomic
 
+from trainer_helpers import wait_for
+
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 SEGHW = str(BIN / "seghw")
 COLLECT_JOB = "seghw.monitor.collect.collect_job"
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Role:
