@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 # Run order. The page goes first, in a process that has not trained yet, as in `seghw infer`.
-SECTIONS = ("page", "train", "threads", "profile", "data", "footprint", "status")
+SECTIONS = ("page", "train", "threads", "profile", "data", "footprint", "status", "quality")
 PAGE_HW = (1754, 1240)  # A4 at 150 dpi, height x width
 PAGE_WINDOW, PAGE_OVERLAP = 512, 64
 MONITOR_INTERVAL = 1.0
@@ -45,6 +45,8 @@ GOALS = {
     "page_seconds": ("≤ 10 s", lambda v: v <= 10.0),
     "status_median": ("< 0.2 s", lambda v: v < 0.2),
     "freshness": (f"≤ interval + 1 s = {MONITOR_INTERVAL + 1:.0f} s", lambda v: v <= MONITOR_INTERVAL + 1.0),
+    "gain_over_identity": ("≥ 10 dB", lambda v: v >= 10.0),
+    "gain_over_classical": ("> 0 dB", lambda v: v > 0.0),
 }
 # Which options shape each section: they go into the command that reproduces its figures.
 SECTION_OPTIONS = {
@@ -55,11 +57,12 @@ SECTION_OPTIONS = {
     "page": ("page_repeats",),
     "footprint": ("footprint_synthetic", "footprint_epochs"),
     "status": ("status_runs", "fresh_trials"),
+    "quality": ("quality_minutes", "quality_synthetic"),
 }
 # --quick: the same sections, smaller (about two minutes).
 QUICK = dict(rounds=1, epochs=1, synthetic=48, rounds_128=1, synthetic_128=24, thread_rounds=1, thread_synthetic=32,
              synth_seconds=1.0, page_repeats=1, footprint_synthetic=48, footprint_epochs=1, status_runs=5,
-             fresh_trials=2)
+             fresh_trials=2, quality_minutes=1.0, quality_synthetic=64)
 
 
 def cpu_model() -> str:
@@ -683,6 +686,92 @@ def section_status(b: Bench) -> None:
 # ---------------------------------------------------------------------------------------- report
 
 
+# ---------------------------------------------------------------------------------------- quality
+HELD_OUT_SEED, HELD_OUT_COUNT, HELD_OUT_SIZE = 999, 12, 256
+
+
+def section_quality(b: Bench) -> None:
+    """Train the cpu-demo preset for a fixed wall-clock budget, then evaluate it on a held-out synthetic
+    set of another seed against the identity and the classical baseline (``seghw eval``'s table)."""
+    import paddle
+
+    from seghw import paths
+    from seghw.data.synth import write_dataset
+    from seghw.evaluate import evaluate_dataset
+    from seghw.train.callbacks import Callback
+    from seghw.train.loop import fit
+    from seghw.train.runner import observers as make_observers
+    from seghw.train.runner import prepare
+
+    a = b.args
+    budget = a.quality_minutes * 60
+    probe = demo_config(False, b.tmp / "quality", synthetic=a.quality_synthetic)
+    # Epochs sized so the schedule (warm-up, cosine decay) ends near the budget at ~20 img/s.
+    epochs = max(2, round(budget * 20 / (a.quality_synthetic * (1 - probe.val_fraction))))
+    cfg = demo_config(True, b.tmp / "quality", synthetic=a.quality_synthetic, epochs=epochs)
+    curve: list[tuple[float, float]] = []
+    t0 = time.perf_counter()
+
+    class Curve(Callback):
+        def on_epoch_end(self, state, result):
+            if result.quality.get("psnr") is not None:
+                curve.append(((time.perf_counter() - t0) / 60, result.quality["psnr"]))
+
+    b.say(f"quality: cpu-demo, {a.quality_synthetic} synthetic pairs, {epochs} epochs or {a.quality_minutes:g} min")
+    run_dir = paths.new_run_dir(b.tmp / "quality")
+    with contextlib.redirect_stdout(io.StringIO()):
+        state, train_batches, val_batches = prepare(cfg, run_dir)
+        callbacks = make_observers(state, cfg)
+        callbacks.callbacks.append(Curve())
+        t0 = time.perf_counter()
+        fit(state, train_batches, val_batches, callbacks, lambda: time.perf_counter() - t0 > budget)
+    minutes = (time.perf_counter() - t0) / 60
+    held_out = write_dataset(b.tmp / "held_out", HELD_OUT_COUNT, HELD_OUT_SIZE, HELD_OUT_SEED, progress=False)
+    model = state.model
+    model.eval()
+
+    @paddle.no_grad()
+    def predict(batch):
+        out, _pred, mask_logits = model(paddle.to_tensor(batch))
+        return out.numpy(), paddle.nn.functional.sigmoid(mask_logits).numpy()
+
+    rows = evaluate_dataset(held_out, predict, window=HELD_OUT_SIZE, multiple=2**cfg.depth)
+    by = {r["method"].split(" ")[0]: r for r in rows}
+    b.results["quality"] = {"rows": rows, "curve": curve, "minutes": minutes, "epochs_done": state.epoch,
+                            "epochs": epochs, "images": state.global_step * cfg.batch_size,
+                            "gain_identity": by["model"]["psnr"] - by["identity"]["psnr"],
+                            "gain_classical": by["model"]["psnr"] - by["classical"]["psnr"]}
+    q = b.results["quality"]
+    b.say(f"  model {by['model']['psnr']:.2f} dB, identity {by['identity']['psnr']:.2f} dB, classical "
+          f"{by['classical']['psnr']:.2f} dB after {minutes:.1f} min ({state.epoch} epochs); "
+          f"gain over identity {q['gain_identity']:+.2f} dB")
+
+
+def render_quality(b: Bench) -> list[str]:
+    q = b.results["quality"]
+    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+    lines = ["", "## 7. Model quality", "",
+             f"The `cpu-demo` preset trained for {q['minutes']:.1f} min of wall time ({q['epochs_done']} of "
+             f"{q['epochs']} epochs, {q['images']:,} images, every observer on), then evaluated on "
+             f"{HELD_OUT_COUNT} held-out synthetic {HELD_OUT_SIZE}-px pages of another seed ({HELD_OUT_SEED}) "
+             "that it never trained on, as `seghw eval` does:", "",
+             "| method | PSNR dB | SSIM | MS-SSIM | score | s/image |", "|---|---|---|---|---|---|"]
+    for r in q["rows"]:
+        lines.append(f"| {r['method']} | {fmt(r['psnr'], '.2f')} | {fmt(r['ssim'], '.4f')} | "
+                     f"{fmt(r['ms_ssim'], '.4f')} | {fmt(r['score'], '.4f')} | {fmt(r['seconds_per_image'], '.3f')} |")
+    lines += ["", f"Gain over identity: {q['gain_identity']:+.2f} dB (goal {GOALS['gain_over_identity'][0]}: "
+              f"{verdict('gain_over_identity', q['gain_identity'])}); over the classical baseline: "
+              f"{q['gain_classical']:+.2f} dB ({verdict('gain_over_classical', q['gain_classical'])}).", "",
+              "Learning curve (validation PSNR on the training seed's held-out crops, against wall-clock minutes):",
+              "", "| minutes | val PSNR dB |", "|---|---|"]
+    n = len(q["curve"])
+    for i in sorted(set(range(0, n, max(1, n // 20))) | ({n - 1} if n else set())):  # about 20 rows
+        minute, psnr = q["curve"][i]
+        lines.append(f"| {minute:.1f} | {psnr:.2f} |")
+    lines += ["", f"Reproduce: `{b.command('quality')}`."]
+    return lines
+
+
 def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple]) -> str:
     import numpy as np
     import paddle
@@ -728,6 +817,13 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
         p = r["page"]
         lines.append(f"| full page 1240×1754, tiled inference | {p['seconds']:.1f} s | {GOALS['page_seconds'][0]} | "
                      f"{verdict('page_seconds', p['seconds'])} |")
+    if "quality" in r:
+        q = r["quality"]
+        lines.append(f"| cpu-demo after {q['minutes']:.0f} min, PSNR gain over identity (held-out seed) | "
+                     f"{q['gain_identity']:+.2f} dB | {GOALS['gain_over_identity'][0]} | "
+                     f"{verdict('gain_over_identity', q['gain_identity'])} |")
+        lines.append(f"| same, PSNR gain over the classical baseline | {q['gain_classical']:+.2f} dB | "
+                     f"{GOALS['gain_over_classical'][0]} | {verdict('gain_over_classical', q['gain_classical'])} |")
     if "status" in r:
         s = r["status"]
         lines.append(f"| `seghw status --json` median wall time | {s['median']:.3f} s | {GOALS['status_median'][0]} | "
@@ -874,6 +970,8 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
                   + ", ".join(f"{name} {sec:.2f} s" for name, sec in cpu.items()) + ".",
                   "", f"Reproduce: `{b.command('profile')}`."]
 
+    if "quality" in r:
+        lines += render_quality(b)
     lines += ["", "## Biggest time sinks", ""] + [f"- {s}" for s in time_sinks(b)]
     return "\n".join(lines) + "\n"
 
@@ -965,6 +1063,8 @@ def main() -> int:
     parser.add_argument("--footprint-epochs", type=int, default=3, help="epochs of the training subprocess")
     parser.add_argument("--status-runs", type=int, default=15, help="`seghw status --json` invocations")
     parser.add_argument("--fresh-trials", type=int, default=5, help="freshness trials")
+    parser.add_argument("--quality-minutes", type=float, default=10.0, help="cpu-demo training time for quality")
+    parser.add_argument("--quality-synthetic", type=int, default=256, help="synthetic pairs for the quality run")
     args = parser.parse_args()
     if args.quick:
         defaults = {a.dest: a.default for a in parser._actions}
