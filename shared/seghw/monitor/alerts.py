@@ -72,6 +72,14 @@ def post(url: str, body: Mapping[str, Any], event_id: str, timeout: float) -> st
     return f"HTTP {resp.status_code}"
 
 
+def _advance(conn, event_id: str) -> None:
+    """Move the delivery cursor past ``event_id`` and forget its retry state, atomically."""
+    with conn.pipeline() as pipe:
+        pipe.set(store.ALERT_CURSOR, event_id)
+        pipe.delete(store.ALERT_RETRY)
+        pipe.execute()
+
+
 def deliver_pending(
     conn: redis.Redis,
     url: str,
@@ -105,19 +113,13 @@ def deliver_pending(
                 break
             error = post(url, payload(event_id, event), event_id, timeout)
             if error is None:
-                with conn.pipeline() as pipe:
-                    pipe.set(store.ALERT_CURSOR, event_id)
-                    pipe.delete(store.ALERT_RETRY)
-                    pipe.execute()
+                _advance(conn, event_id)
                 counts["sent"] += 1
                 continue
             attempts += 1
             if attempts >= max_attempts:
                 log.error("alert %s given up after %d attempts: %s", event_id, attempts, error)
-                with conn.pipeline() as pipe:
-                    pipe.set(store.ALERT_CURSOR, event_id)
-                    pipe.delete(store.ALERT_RETRY)
-                    pipe.execute()
+                _advance(conn, event_id)
                 counts["given_up"] += 1
                 continue
             delay = min(backoff_cap, backoff_base * 2 ** (attempts - 1))
