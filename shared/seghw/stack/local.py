@@ -252,28 +252,30 @@ def _trainer_registered(conn) -> bool:
     return any(w.hostname == host for w in Worker.all(queue=Queue(QUEUE, connection=conn)))
 
 
-def _first_exit(log: Path, offset: int) -> str | None:
-    """The first role honcho reported as stopped since ``offset`` (the cause of a failed start)."""
+def _read_since(log: Path, offset: int) -> str:
     try:
         with open(log, "rb") as fh:
             fh.seek(offset)
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    m = re.search(r"\b([a-z]+)\.\d+\s+stopped \(rc=(-?\d+)\)", text)
-    if not m:
-        return None
-    return f"{m.group(1)} exited with code {m.group(2)}"
-
-
-def _tail(log: Path, offset: int, lines: int = 15) -> str:
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(offset)
-            text = fh.read().decode("utf-8", "replace")
+            return fh.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+
+
+def _first_exit(log: Path, offset: int) -> tuple[str, str] | None:
+    """The first role honcho reported as stopped since ``offset`` (the cause of a failed start):
+    (role, exit code)."""
+    m = re.search(r"\b([a-z]+)\.\d+\s+stopped \(rc=(-?\d+)\)", _read_since(log, offset))
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _tail(log: Path, offset: int, lines: int = 15, role: str | None = None) -> str:
+    """The last lines of the log since ``offset``; only ``role``'s own lines when given, because
+    when one role dies the others' shutdown messages would push its error out of view."""
+    text = _read_since(log, offset).splitlines()
+    if role is not None:
+        own = [line for line in text if re.search(rf"\b{re.escape(role)}\.\d+\s+\|", line)]
+        text = own or text
+    return "\n".join(text[-lines:])
 
 
 def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, log_offset: int) -> None:
@@ -287,8 +289,10 @@ def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, l
     conn = None
     while True:
         if proc.poll() is not None:
-            why = _first_exit(log, log_offset) or f"the supervisor exited with code {proc.returncode}"
-            _print_tail(log, log_offset)
+            exited = _first_exit(log, log_offset)
+            why = (f"{exited[0]} exited with code {exited[1]}" if exited
+                   else f"the supervisor exited with code {proc.returncode}")
+            _print_tail(log, log_offset, role=exited[0] if exited else None)
             raise StackError(f"the local stack stopped while starting ({why}); see {log}")
         if pending["Redis"]:
             try:
@@ -314,8 +318,8 @@ def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, l
         time.sleep(0.25)
 
 
-def _print_tail(log: Path, offset: int) -> None:
-    tail = _tail(log, offset)
+def _print_tail(log: Path, offset: int, role: str | None = None) -> None:
+    tail = _tail(log, offset, role=role)
     if tail:
         print(f"--- last lines of {log} ---\n{tail}\n---", file=sys.stderr)
 
