@@ -56,7 +56,7 @@ def test_every_seed_tag_and_image_is_in_visualdl(two_epoch_run):
     assert steps["Iter/Loss"] == list(range(1, stats["global_step"] + 1))
     assert any(t.startswith("Weights/") for t in steps) and any(t.startswith("Gradients/") for t in steps)
     graph = json.loads(next(run_dir.glob("vdlgraph.*.log")).read_text())  # VisualDL's Graphs tab
-    assert {"conv2d", "sigmoid", "nearest_interp_v2"} <= {n["type"] for n in graph["nodes"]}
+    assert {"conv2d", "sigmoid", "pixel_shuffle"} <= {n["type"] for n in graph["nodes"]}
     from visualdl import LogReader
 
     texts = LogReader(file_path=str(records_file(run_dir))).get_data("text", "Model/Graph")
@@ -122,6 +122,31 @@ def test_eval_and_infer_from_the_checkpoint(two_epoch_run, cache, tmp_path):
     for name in ("syn_000000", "syn_000001"):
         assert Image.open(out / f"{name}.png").size == (48, 48)
         assert Image.open(out / f"{name}_mask.png").size == (48, 48)
+
+
+def test_fast_inference_computes_what_the_training_model_computes(two_epoch_run, cache, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    run_dir, _ = two_epoch_run
+    data = tmp_path / "pages"
+    run_seghw(["synth", "--out", str(data), "--count", "1", "--size", "80", "--seed", "7"], cache, check=True)
+    outputs = {}
+    for engine in ("fast", "eager"):
+        out = tmp_path / engine
+        run_seghw(["infer", "--checkpoint", str(run_dir), "--input", str(data / "images"), "--output", str(out),
+                   "--window", "48", "--overlap", "16", "--engine", engine], cache, check=True)
+        outputs[engine] = [np.asarray(Image.open(out / f"syn_000000{s}.png"), np.int16) for s in ("", "_mask")]
+    for fast, eager in zip(outputs["fast"], outputs["eager"], strict=True):
+        assert np.abs(fast - eager).max() <= 1  # rounding of float differences only
+
+
+def test_an_unknown_inference_engine_is_named(two_epoch_run, cache, tmp_path):
+    run_dir, _ = two_epoch_run
+    proc = run_seghw(["infer", "--checkpoint", str(run_dir), "--input", str(tmp_path), "--output", str(tmp_path / "o"),
+                      "--engine", "turbo"], cache)
+    assert proc.returncode == 2
+    assert "turbo" in proc.stderr.strip().splitlines()[-1]
 
 
 def _assert_continuous(run_dir: Path, epochs: int) -> None:

@@ -13,6 +13,7 @@ def train(
     preset: str = typer.Option(None, help="gpu (512 crops, AMP) or cpu-demo (tiny, minutes on 2 cores)"),
     data: Path = typer.Option(None, help="dataset folder: images/NAME.jpg + gts/NAME.png [+ masks/, val/]"),
     synthetic: int = typer.Option(None, help="train on N generated pairs (cached by their parameters)"),
+    synthetic_size: int = typer.Option(None, help="page size of generated pairs (crops are cut from them)"),
     image_size: int = typer.Option(None, help="training crop size (multiple of the model stride)"),
     epochs: int = typer.Option(None, help="number of epochs"),
     batch_size: int = typer.Option(None, help="images per step"),
@@ -30,6 +31,9 @@ def train(
     log_every_steps: int = typer.Option(None, help="per-step VisualDL points every N steps"),
     val_fraction: float = typer.Option(None, help="held-out share when DIR/val/ is absent"),
     max_bad_steps: int = typer.Option(None, help="non-finite steps to skip before stopping as diverged"),
+    gpus: str = typer.Option(None, help="data-parallel training on these cards, e.g. 0,1 (one process per card)"),
+    nproc: int = typer.Option(None, help="data-parallel training in N CPU processes (gloo), as --gpus on GPUs"),
+    static_graph: bool = typer.Option(None, "--static-graph/--eager", help="static graph (default) or eager model"),
     no_observers: bool = typer.Option(False, "--no-observers", help="no VisualDL/stats/checkpoints (benchmarks)"),
 ) -> None:
     """Train the handwriting-erasure model; the first line printed names the run folder."""
@@ -39,11 +43,13 @@ def train(
     from seghw.device import import_paddle
 
     overrides = dict(
-        data=str(data) if data else None, synthetic=synthetic, image_size=image_size, epochs=epochs,
-        batch_size=batch_size, lr=lr, log_root=str(log_root) if log_root else None,
-        device=device, seed=seed, num_workers=num_workers, checkpoint_minutes=checkpoint_minutes,
+        data=str(data) if data else None, synthetic=synthetic, synthetic_size=synthetic_size,
+        image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr,
+        log_root=str(log_root) if log_root else None, device=device, seed=seed, num_workers=num_workers,
+        checkpoint_minutes=checkpoint_minutes,
         threads=threads, max_steps_per_epoch=max_steps_per_epoch, log_every_steps=log_every_steps,
-        val_fraction=val_fraction, max_bad_steps=max_bad_steps, observers=False if no_observers else None,
+        val_fraction=val_fraction, max_bad_steps=max_bad_steps, static_graph=static_graph,
+        observers=False if no_observers else None,
     )
     resume_dir = None
     if resume:
@@ -62,10 +68,40 @@ def train(
         cfg = build_config(preset or saved.get("preset"), None, **base)
     else:
         cfg = build_config(preset, config, **overrides)
+    from seghw.train import distributed
+
+    if (gpus or nproc) and not distributed.is_worker():
+        _launch(cfg, gpus, nproc, resume_dir or run_dir)
     import_paddle(cfg.threads)
     from seghw.train.runner import run
 
     sys.exit(run(cfg, run_dir=run_dir, resume_from=resume_dir))
+
+
+def _launch(cfg, gpus: str | None, nproc: int | None, run_dir: Path | None) -> None:
+    """Run this command once per device under Paddle's launcher and exit as the run ended."""
+    import sys
+
+    from seghw import paths
+    from seghw.device import import_paddle
+    from seghw.train import distributed
+    from seghw.train.runner import prepare_data
+
+    if gpus:
+        cards = distributed.parse_gpus(gpus)
+        paddle = import_paddle()
+        visible = paddle.device.cuda.device_count() if paddle.device.is_compiled_with_cuda() else 0
+        if max(cards) >= visible:
+            raise UserError(f"invalid --gpus {gpus!r}: Paddle sees {visible} CUDA card(s) here (use --nproc N on CPU)")
+    elif nproc is not None and nproc < 1:
+        raise UserError(f"invalid --nproc {nproc}: give the number of processes, e.g. --nproc 2")
+    root = paths.log_root(cfg.log_root)
+    run_dir = Path(run_dir) if run_dir else paths.new_run_dir(root)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Data errors surface here, once, and a synthetic set is generated once rather than per process.
+    prepare_data(cfg, root)
+    sys.stdout.flush()
+    sys.exit(distributed.supervise(distributed.launch_command(sys.argv[1:], run_dir, gpus, nproc), run_dir))
 
 
 def _saved_config(run_dir: Path) -> dict:
@@ -97,28 +133,8 @@ def synth(
     typer.echo(f"wrote {count} pairs to {out}")
 
 
-def _load_model(checkpoint_path: Path):
-    from seghw.device import import_paddle
-
-    paddle = import_paddle()
-
-    from seghw import checkpoint
-    from seghw.device import select_device
-    from seghw.model import build_model
-
-    payload = checkpoint.load(checkpoint_path)
-    cfg = payload["config"]
-    select_device("auto")
-    model = build_model(cfg["base_channels"], cfg["depth"])
-    model.set_state_dict(payload["model"])
-    model.eval()
-
-    @paddle.no_grad()
-    def predict(batch):
-        out, _pred, mask_logits = model(paddle.to_tensor(batch))
-        return out.numpy(), paddle.nn.functional.sigmoid(mask_logits).numpy()
-
-    return predict, cfg
+ENGINE_HELP = "fast: Paddle Inference (oneDNN on CPU); eager: the training model, for comparison"
+THREADS_HELP = "CPU threads (default: every core, or SEGHW_THREADS)"
 
 
 def evaluate(
@@ -126,11 +142,14 @@ def evaluate(
     data: Path = typer.Option(..., help="dataset folder (images/ + gts/)"),
     window: int = typer.Option(512, help="tile size for pages larger than it"),
     json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    engine: str = typer.Option("fast", help=ENGINE_HELP),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """PSNR / SSIM / MS-SSIM / score of a checkpoint, with the identity and classical baselines."""
     from seghw.evaluate import evaluate_dataset, render_table
+    from seghw.inference import load_checkpoint_predictor
 
-    predict, cfg = _load_model(checkpoint_path)
+    predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
     rows = evaluate_dataset(data, predict, window=window, multiple=2 ** cfg["depth"])
     if json_out:
         import json
@@ -146,11 +165,14 @@ def infer(
     output: Path = typer.Option(..., help="output folder: NAME.png (clean page) and NAME_mask.png"),
     window: int = typer.Option(512, help="tile size"),
     overlap: int = typer.Option(64, help="overlap between tiles"),
+    engine: str = typer.Option("fast", help=ENGINE_HELP),
+    threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Erase handwriting from full pages of any size (tiled, with overlap)."""
     from seghw.evaluate import infer_paths
+    from seghw.inference import load_checkpoint_predictor
 
-    predict, cfg = _load_model(checkpoint_path)
+    predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
     n = infer_paths(input_path, output, predict, window=window, overlap=overlap, multiple=2 ** cfg["depth"])
     typer.echo(f"wrote {n} clean pages and masks to {output}")
 

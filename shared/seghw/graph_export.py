@@ -38,7 +38,7 @@ def _legacy_functional(paddle):
         return out
 
     class LegacyF:
-        interpolate = staticmethod(paddle.nn.functional.interpolate)
+        pixel_shuffle = staticmethod(paddle.nn.functional.pixel_shuffle)
 
     LegacyF.sigmoid = staticmethod(sigmoid)
     return LegacyF

@@ -29,13 +29,20 @@ class _Down(nn.Layer):
         return self.body(x)
 
 
+def upsample2x(x):
+    """Nearest-neighbour 2x upsampling as channel repeat + pixel shuffle: the same values as
+    ``F.interpolate(x, scale_factor=2, mode="nearest")``, about 2x faster in Paddle's eager CPU
+    kernels, and exportable to oneDNN inference (its nearest_interp op is not)."""
+    return F.pixel_shuffle(paddle.repeat_interleave(x, 4, axis=1), 2)
+
+
 class _Up(nn.Layer):
     def __init__(self, cin: int, cskip: int, cout: int):
         super().__init__()
         self.body = nn.Sequential(_conv(cin + cskip, cout), _conv(cout, cout))
 
     def forward(self, x, skip):
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = upsample2x(x)
         return self.body(paddle.concat([x, skip], axis=1))
 
 
@@ -61,7 +68,8 @@ class _Decoder(nn.Layer):
 
 
 class EraseNetLite(nn.Layer):
-    """Input: NCHW float in [0, 1]. Output: (composited clean page, raw prediction, mask logits)."""
+    """Input: NCHW float in [0, 1]. Output: (composited clean page, raw prediction, mask logits); the
+    pages are not clipped to [0, 1] (pictures are, when converted to 8 bits)."""
 
     def __init__(self, base_channels: int = 32, depth: int = 4):
         super().__init__()
@@ -86,8 +94,10 @@ class EraseNetLite(nn.Layer):
         feats = [self.stem(x)]
         for down in self.downs:
             feats.append(down(feats[-1]))
-        # The image head predicts a residual so an untrained model starts near identity.
-        pred = paddle.clip(x + self.image_decoder(feats), 0.0, 1.0)
+        # The image head predicts a residual so an untrained model starts near identity. No clip
+        # here: a clip would hide overshoots from the loss (zero gradient past 1.0), and they show as
+        # white blotches where ink was; outputs are clipped when they become pictures.
+        pred = x + self.image_decoder(feats)
         mask_logits = self.mask_decoder(feats)
         mask = F.sigmoid(mask_logits)
         out = mask * pred + (1.0 - mask) * x
