@@ -31,9 +31,12 @@ def select_device(requested: str) -> str:
     if requested == "gpu" and not has_gpu:
         raise ConfigError("invalid config value device='gpu': no CUDA GPU is visible to Paddle "
                           "(use --device cpu or --device auto)")
-    device = "gpu:0" if has_gpu and requested in ("gpu", "auto") else "cpu"
-    paddle.set_device(device)
-    return device
+    if has_gpu and requested in ("gpu", "auto"):
+        # "gpu" is the card Paddle's launcher gave this process (FLAGS_selected_gpus), else card 0.
+        paddle.set_device("gpu")
+        return paddle.get_device()
+    paddle.set_device("cpu")
+    return "cpu"
 
 
 def import_paddle(threads: int | None = None):

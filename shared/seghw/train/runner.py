@@ -17,6 +17,7 @@ from seghw import checkpoint, paths
 from seghw.config import TrainConfig
 from seghw.errors import UserError
 from seghw.stats import empty_stats, now_iso, write_stats
+from seghw.train import distributed
 
 EXIT_OK, EXIT_FAILED, EXIT_USER, EXIT_DIVERGED = 0, 1, 2, 3
 
@@ -80,6 +81,12 @@ def build(cfg: TrainConfig, run_dir: Path, device: str, steps_per_epoch: int):
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
     model = build_model(cfg.base_channels, cfg.depth)
+    if cfg.static_graph:
+        # One static program per mode (train/eval) for any batch and page size; the parameters,
+        # their gradients and the state dict stay those of the eager layer.
+        spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "image")]
+        model = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+    model = distributed.wrap_model(model)
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = build_scheduler(cfg.lr, cfg.warmup_steps, total_steps, cfg.min_lr_ratio)
     opt_cls = paddle.optimizer.AdamW if cfg.optimizer == "adamw" else paddle.optimizer.Adam
@@ -133,7 +140,7 @@ def observers(state, cfg: TrainConfig):
     # The CPU ceiling costs ~0.5 s to measure; a GPU's is not numpy's.
     peak = machine_peak_gflops(repeats=2) * 1e9 if state.device == "cpu" and cfg.observers else None
     recorder = MetricsRecorder(flops_per_sample=per_sample, peak_flops=peak)
-    if not cfg.observers:
+    if not cfg.observers or distributed.rank() != 0:
         return CallbackList([recorder])
     vdl = VisualDLLogger(state.run_dir, cfg.log_every_steps)
     # Order matters: history first, then VisualDL queues its records, the checkpointer flushes
@@ -178,7 +185,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, resume_from: Path | None 
         from seghw.train.loop import Diverged, fit
 
         try:
-            fit(state, train_batches, val_batches, observers(state, cfg), stop)
+            fit(state, train_batches, val_batches, observers(state, cfg), distributed.AgreedStop(stop))
         except Diverged as exc:
             print(f"seghw: training diverged: {exc}", file=sys.stderr)
             return EXIT_DIVERGED
@@ -207,18 +214,23 @@ def _assemble(cfg: TrainConfig, run_dir: Path, device: str, split):
     from seghw.data.dataset import EvalBatches, TrainBatches
     from seghw.errors import DataError
 
-    if len(split.train) < cfg.batch_size:
-        raise DataError(f"{len(split.train)} training images but --batch-size {cfg.batch_size}: "
+    world = distributed.world_size()
+    if len(split.train) // world < cfg.batch_size:
+        per = f" ({len(split.train) // world} per process)" if world > 1 else ""
+        raise DataError(f"{len(split.train)} training images{per} but --batch-size {cfg.batch_size}: "
                         f"lower --batch-size or add images")
-    steps = len(split.train) // cfg.batch_size
+    # Every process takes the same number of steps: a rank that ran one more would wait forever.
+    steps = len(split.train) // world // cfg.batch_size
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
     state = build(cfg, run_dir, device, steps)
     state.data_info = {"source": split.source, "train_images": len(split.train), "val_images": len(split.val),
-                       "skipped": len(split.skipped), "skipped_files": list(split.skipped)[:50]}
+                       "skipped": len(split.skipped), "skipped_files": list(split.skipped)[:50],
+                       "processes": world}
+    train_pairs = distributed.shard(split.train)
 
     def train_batches(epoch: int, skip: int):
-        batches = TrainBatches(split.train, cfg.batch_size, crop=cfg.image_size, seed=cfg.seed, epoch=epoch,
+        batches = TrainBatches(train_pairs, cfg.batch_size, crop=cfg.image_size, seed=cfg.seed, epoch=epoch,
                                skip_batches=skip, num_workers=cfg.num_workers)
         return _limit(batches, steps - skip)
 
@@ -238,6 +250,8 @@ def _limit(iterable, n: int):
 
 def _record_failure(run_dir: Path, cfg: TrainConfig, state, exc: BaseException) -> None:
     """The loop's observers already wrote the final stats; this covers failures before it started."""
+    if distributed.rank() != 0:
+        return
     if state is not None and state.status in ("failed", "diverged", "stopped", "finished"):
         return
     doc = empty_stats(run_dir, "failed", cfg.model_dump())

@@ -25,7 +25,9 @@ class ProgressReporter(Callback):
     def on_train_start(self, state: RunState) -> None:
         cfg = state.config
         where = f"resumed at epoch {state.epoch}, step {state.global_step}" if state.resumed_from else "new run"
-        print(f"{state.run_dir.name}: {where}; device {state.device}; {state.total_parameters:,} parameters; "
+        processes = state.data_info.get("processes", 1)
+        device = f"{processes} processes (data parallel), rank 0 on {state.device}" if processes > 1 else state.device
+        print(f"{state.run_dir.name}: {where}; device {device}; {state.total_parameters:,} parameters; "
               f"{state.data_info.get('train_images', 0)} train / {state.data_info.get('val_images', 0)} val "
               f"images; {state.steps_per_epoch} steps/epoch x {cfg.epochs} epochs", file=self.stream, flush=True)
         if self.interactive:
