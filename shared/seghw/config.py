@@ -39,10 +39,13 @@ class TrainConfig(BaseModel):
     min_lr_ratio: float = Field(default=0.01, ge=0.0, le=1.0)
     grad_clip: float | None = Field(default=5.0, gt=0.0)
     amp: bool = True
-    loss_hole: float = Field(default=6.0, ge=0.0, description="L1 weight inside the handwriting")
-    loss_valid: float = Field(default=1.0, ge=0.0, description="L1 weight outside the handwriting")
+    static_graph: bool = Field(
+        default=True, description="run the model as a static graph (paddle.jit.to_static); off: eager mode")
+    loss_hole: float = Field(default=2.0, ge=0.0, description="per-pixel L1 weight inside the handwriting")
+    loss_valid: float = Field(default=1.0, ge=0.0, description="per-pixel L1 weight outside the handwriting")
     loss_mask_bce: float = Field(default=1.0, ge=0.0)
     loss_mask_dice: float = Field(default=1.0, ge=0.0)
+    mask_dilation: int = Field(default=0, ge=0, le=8, description="px the mask head's target is grown by")
     max_bad_steps: int = Field(default=0, ge=0, description="non-finite steps to skip before 'diverged'")
 
     # runtime

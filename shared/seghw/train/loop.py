@@ -114,7 +114,7 @@ def fit(
     the caller decides how a run ends from ``state.status``.
     """
     cfg = state.config
-    weights = LossWeights(cfg.loss_hole, cfg.loss_valid, cfg.loss_mask_bce, cfg.loss_mask_dice)
+    weights = LossWeights(cfg.loss_hole, cfg.loss_valid, cfg.loss_mask_bce, cfg.loss_mask_dice, cfg.mask_dilation)
     state.model.train()
     callbacks.on_train_start(state)
     try:
