@@ -41,11 +41,11 @@ class TrainConfig(BaseModel):
     amp: bool = True
     static_graph: bool = Field(
         default=True, description="run the model as a static graph (paddle.jit.to_static); off: eager mode")
-    loss_hole: float = Field(default=2.0, ge=0.0, description="per-pixel L1 weight inside the handwriting")
+    loss_hole: float = Field(default=4.0, ge=0.0, description="per-pixel L1 weight inside the handwriting")
     loss_valid: float = Field(default=1.0, ge=0.0, description="per-pixel L1 weight outside the handwriting")
     loss_mask_bce: float = Field(default=1.0, ge=0.0)
     loss_mask_dice: float = Field(default=1.0, ge=0.0)
-    mask_dilation: int = Field(default=0, ge=0, le=8, description="px the mask head's target is grown by")
+    mask_dilation: int = Field(default=1, ge=0, le=8, description="px the mask head's target is grown by")
     max_bad_steps: int = Field(default=0, ge=0, description="non-finite steps to skip before 'diverged'")
 
     # runtime
@@ -91,7 +91,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu-demo": dict(
         base_channels=12, depth=3, image_size=64, batch_size=8, epochs=5, lr=2e-3,
         warmup_steps=20, amp=False, num_workers=1, checkpoint_minutes=2.0, log_every_steps=2,
-        synthetic_size=96, stats_seconds=2.0,
+        # pages at the scale of a 150-dpi scan (text ~20 px); 64-px crops are cut from them
+        synthetic_size=256, stats_seconds=2.0,
     ),
 }
 

@@ -17,11 +17,11 @@ _EPS = 1e-6
 
 @dataclass(frozen=True)
 class LossWeights:
-    hole: float = 2.0
+    hole: float = 4.0
     valid: float = 1.0
     mask_bce: float = 1.0
     mask_dice: float = 1.0
-    mask_dilation: int = 0
+    mask_dilation: int = 1
 
 
 def erase_loss(out, mask_logits, gt, mask, weights: LossWeights):
