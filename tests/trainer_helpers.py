@@ -15,9 +15,9 @@ SEGHW = [sys.executable, "-m", "seghw.cli"]
 SEED_TAGS = ["Loss/Train", "Loss/Validation", "Learning_Rate", "Model/Gradient_Norm",
              "Model/Parameter_Norm", "Model/Total_Parameters", "Time/Epoch_Duration"]
 IMAGE_TAGS = ["Train/Sample", "Prediction/Result"]
-# Tiny and quick: 32 px crops, 16 synthetic pairs, 3 steps per epoch.
-TINY = ["--preset", "cpu-demo", "--synthetic", "16", "--image-size", "32", "--batch-size", "4",
-        "--num-workers", "1", "--log-every-steps", "1"]
+# Tiny and quick: 32 px crops of 48 px pages, 16 synthetic pairs, 3 steps per epoch.
+TINY = ["--preset", "cpu-demo", "--synthetic", "16", "--synthetic-size", "48", "--image-size", "32",
+        "--batch-size", "4", "--num-workers", "1", "--log-every-steps", "1"]
 
 
 def env_for(cache: Path) -> dict[str, str]:
