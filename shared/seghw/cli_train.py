@@ -26,7 +26,7 @@ def train(
     checkpoint_minutes: float = typer.Option(None, help="also checkpoint every N minutes within an epoch"),
     config: Path = typer.Option(None, "--config", help="JSON or TOML file of settings (flags win)"),
     run_dir: Path = typer.Option(None, help="use this (already created) run folder"),
-    threads: int = typer.Option(None, help="CPU threads (default 1, env SEGHW_THREADS; measured fastest here)"),
+    threads: int = typer.Option(None, help="CPU threads (default 1, env SEGHW_THREADS; see docs/BENCHMARKS.md)"),
     max_steps_per_epoch: int = typer.Option(None, help="cap steps per epoch (quick trials)"),
     log_every_steps: int = typer.Option(None, help="per-step VisualDL points every N steps"),
     val_fraction: float = typer.Option(None, help="held-out share when DIR/val/ is absent"),

@@ -52,7 +52,7 @@ class TrainConfig(BaseModel):
     device: Device = "auto"
     seed: int = 42
     num_workers: int = Field(default=2, ge=0)
-    threads: int | None = Field(default=None, ge=1, description="CPU threads (default 1: fastest here)")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads (default 1, see seghw.device)")
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
 
     # observers

@@ -10,10 +10,10 @@ from seghw.errors import ConfigError
 def set_cpu_threads(threads: int | None) -> int:
     """Set the CPU thread count before Paddle is imported (``--threads``, else ``SEGHW_THREADS``, else 1).
 
-    One thread is the default because it measured fastest: on two cores, the cpu-demo training step
-    ran 25.5 img/s with one OpenMP thread and 11.5 img/s with two (Paddle 3.3; see
-    docs/BENCHMARKS.md, which measures it again with ``make bench``). Larger models on more cores
-    may gain from ``--threads N``.
+    One thread is the default: on two cores the eager cpu-demo training step ran 25.5 img/s with one
+    OpenMP thread and 11.5 img/s with two (Paddle 3.3); with the static graph two threads gained
+    ~14 % once running and lost it in start-up over short runs (docs/BENCHMARKS.md, ``make bench``).
+    Larger models on more cores may gain from ``--threads N``.
     """
     n = threads or int(os.environ.get("SEGHW_THREADS", 0)) or 1
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):

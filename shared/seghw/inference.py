@@ -2,7 +2,7 @@
 
 The eager model that training uses runs Paddle's generic CPU kernels. Exported with
 ``paddle.jit.save`` and run by Paddle Inference, the same weights use oneDNN's kernels on
-CPU, which measured about 3x faster on a full page (docs/BENCHMARKS.md, section 4). Both
+CPU, which measured about 4x faster on a full page (docs/BENCHMARKS.md, section 4). Both
 engines compute the same function; ``engine="eager"`` keeps the training model for comparison.
 """
 
