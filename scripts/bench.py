@@ -1062,9 +1062,11 @@ def time_sinks(b: Bench) -> list[str]:
         kernels = ""
         if pr:
             share = {fn: t / pr["fit_time"] for (fn, _w), t in pr["self"]}
+            # The static graph runs its forward pass in one `run_program` call; eager mode op by op.
+            forward = "run_program" if "run_program" in share else "conv2d"
             kernels = ("; in the profile, Paddle's backward pass (`run_backward`) is "
-                       f"{pct(share.get('run_backward', 0))} and the forward convolutions (`conv2d`) "
-                       f"{pct(share.get('conv2d', 0))} of an epoch, so the time is inside Paddle's CPU kernels, "
+                       f"{pct(share.get('run_backward', 0))} and the forward pass (`{forward}`) "
+                       f"{pct(share.get(forward, 0))} of an epoch, so the time is inside Paddle's CPU kernels, "
                        "not in Python or the project's code")
         out.append(f"Paddle's kernels: training reaches {pct(t64['off']['utilization'])} (64 px) and "
                    f"{pct(t128['off']['utilization'])} (128 px) of the numpy matmul ceiling{kernels}. The model is "
