@@ -29,7 +29,7 @@ REFERENCE_CARDS: tuple[tuple[str, float, float, float], ...] = (
 # Memory passes of the element-wise layers (each pass reads or writes the tensor once), per training step:
 BN_RELU_PASSES = 13  # per conv output: BN fwd 3 (stats read, read, write), ReLU fwd 2, ReLU bwd 3, BN bwd 5
 CONCAT_PASSES = 8  # per decoder concat output: upsample (repeat + pixel shuffle) and concat, fwd and bwd
-TAIL_PASSES = 3  # composite, clip, sigmoid and the loss terms, fwd and bwd
+TAIL_PASSES = 3  # composite, sigmoid and the loss terms, fwd and bwd
 OPTIMIZER_BYTES_PER_PARAM = 50  # Adam 28 (read p g m v, write p m v), unscale + norm + clip ~16, fp16 cast 6
 STATIC_BYTES_PER_PARAM = 4 + 4 + 8  # fp32 weights, fp32 gradients, Adam first and second moments
 AMP_WEIGHT_COPY_BYTES = 2  # auto_cast keeps an fp16 copy of every conv weight for the backward pass
@@ -200,7 +200,7 @@ class PerImage:
 
     kept: float  # activations autograd keeps
     bn: float  # BatchNorm outputs (freed once ReLU ran; counted in the upper bound)
-    tail: float  # composite, clip, sigmoid, loss terms (fp32)
+    tail: float  # composite, sigmoid, loss terms (fp32)
     batch: float  # image, gt, mask on the device (fp32)
     working: float  # gradient buffers in flight during backward
 
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if alloc is not None:
         # What the allocator holds beyond the hooked conv/BN/ReLU tensors: the composite and the loss (fp32).
         tail_fp32 = max(0.0, alloc["held"] - 4 * c.kept())
-    else:  # fallback: about 20 full-resolution planes (composite, clip, sigmoid, L1, BCE, Dice terms)
+    else:  # fallback: about 20 full-resolution planes (composite, sigmoid, L1, BCE, Dice terms)
         tail_fp32 = 20 * 4 * probe2 * probe2
     amp = per_image(c, tail_fp32, scale, amp=True)
     f32 = per_image(c, tail_fp32, scale, amp=False)
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     out(row("BatchNorm outputs", me(c.bn), mib(amp.bn), mib(f32.bn),
             "no (ReLU's backward uses its output); counted in the upper bound"))
     out(row("input cast to fp16 (AMP)", me(c.input), mib(2 * c.input * scale), "0", "yes: stem conv input"))
-    out(row("composite, clip, sigmoid, loss terms (fp32, allocator difference)", "", mib(amp.tail), mib(f32.tail),
+    out(row("composite, sigmoid, loss terms (fp32, allocator difference)", "", mib(amp.tail), mib(f32.tail),
             "partly"))
     out(row("image, gt, mask on the device (fp32)", "", mib(amp.batch), mib(f32.batch), "yes"))
     side = c.largest_side * s // probe2
