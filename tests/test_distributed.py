@@ -22,12 +22,12 @@ def cache(tmp_path_factory):
 
 def test_launch_command_runs_the_same_training_once_per_device(tmp_path):
     argv = ["train", "--preset", "cpu-demo", "--gpus", "0,1", "--epochs", "3"]
-    cmd = distributed.launch_command(argv, tmp_path, gpus="0,1", nproc=None)
+    cmd = distributed.launch_command(argv, tmp_path, distributed.device_args("0,1", None))
     assert cmd[:3] == [sys.executable, "-m", "paddle.distributed.launch"]
     assert cmd[3:5] == ["--gpus", "0,1"]
     worker = cmd[cmd.index("seghw.cli") + 1:]
     assert worker == ["train", "--preset", "cpu-demo", "--epochs", "3", "--run-dir", str(tmp_path)]
-    cpu = distributed.launch_command(["train", "--nproc=2"], tmp_path, gpus=None, nproc=2)
+    cpu = distributed.launch_command(["train", "--nproc=2"], tmp_path, distributed.device_args(None, 2))
     assert cpu[3:5] == ["--nproc_per_node", "2"] and "--nproc=2" not in cpu
 
 
@@ -80,6 +80,13 @@ def test_sigterm_stops_every_process_at_the_same_step(tmp_path, cache):
     stats = read_stats(run_dir)
     assert stats["status"] == "finished"
     assert vdl_steps(run_dir)["Iter/Loss"] == list(range(1, stats["global_step"] + 1))
+
+
+def test_a_bad_process_count_is_named_before_anything_is_written(tmp_path, cache):
+    proc = run_seghw(["train", *TINY, "--log-root", str(tmp_path), "--nproc", "-1"], cache)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("seghw: error: invalid --nproc -1")
+    assert not list(tmp_path.glob("logs_*"))
 
 
 def test_gpus_without_cuda_is_a_one_line_error(tmp_path, cache):

@@ -87,21 +87,20 @@ def _launch(cfg, gpus: str | None, nproc: int | None, run_dir: Path | None) -> N
     from seghw.train import distributed
     from seghw.train.runner import prepare_data
 
+    devices = distributed.device_args(gpus, nproc)
     if gpus:
         cards = distributed.parse_gpus(gpus)
         paddle = import_paddle()
         visible = paddle.device.cuda.device_count() if paddle.device.is_compiled_with_cuda() else 0
         if max(cards) >= visible:
             raise UserError(f"invalid --gpus {gpus!r}: Paddle sees {visible} CUDA card(s) here (use --nproc N on CPU)")
-    elif nproc is not None and nproc < 1:
-        raise UserError(f"invalid --nproc {nproc}: give the number of processes, e.g. --nproc 2")
     root = paths.log_root(cfg.log_root)
     run_dir = Path(run_dir) if run_dir else paths.new_run_dir(root)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Data errors surface here, once, and a synthetic set is generated once rather than per process.
     prepare_data(cfg, root)
     sys.stdout.flush()
-    sys.exit(distributed.supervise(distributed.launch_command(sys.argv[1:], run_dir, gpus, nproc), run_dir))
+    sys.exit(distributed.supervise(distributed.launch_command(sys.argv[1:], run_dir, devices), run_dir))
 
 
 def _saved_config(run_dir: Path) -> dict:

@@ -22,6 +22,11 @@ ENGINES = ("fast", "eager")
 Predict = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise UserError(f"invalid --engine {engine!r}: choose one of {', '.join(ENGINES)}")
+
+
 def inference_threads(threads: int | None = None) -> int:
     """Inference uses every core by default (unlike training, oneDNN scales to both cores here)."""
     return threads or int(os.environ.get("SEGHW_THREADS", 0)) or os.cpu_count() or 1
@@ -74,7 +79,7 @@ class InferencePredictor:
         self._predictor.run()
         clean = self._outputs[0].copy_to_cpu()
         mask_logits = self._outputs[2].copy_to_cpu()
-        return clean, 1.0 / (1.0 + np.exp(-mask_logits))
+        return clean, 0.5 * (1.0 + np.tanh(0.5 * mask_logits))  # the sigmoid, without exp overflow
 
 
 def eager_predictor(model) -> Predict:
@@ -92,8 +97,7 @@ def eager_predictor(model) -> Predict:
 
 def make_predictor(model, device: str, engine: str = "fast", threads: int | None = None) -> Predict:
     """A predict function for ``tiling.tile_predict`` from a model with its weights loaded."""
-    if engine not in ENGINES:
-        raise UserError(f"invalid engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    check_engine(engine)
     if engine == "eager":
         return eager_predictor(model)
     # The export is a few hundred KB and takes about a second: redone per process rather than
@@ -106,8 +110,7 @@ def load_checkpoint_predictor(
     checkpoint_path: Path, engine: str = "fast", threads: int | None = None
 ) -> tuple[Predict, dict[str, Any]]:
     """(predict, training config) for a .pdckpt file or a run folder (its latest checkpoint)."""
-    if engine not in ENGINES:
-        raise UserError(f"invalid --engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    check_engine(engine)  # before the checkpoint is read
     from seghw.device import import_paddle
 
     import_paddle(inference_threads(threads))

@@ -58,14 +58,17 @@ def strip_launch_flags(argv: list[str]) -> list[str]:
     return out
 
 
-def launch_command(argv: list[str], run_dir: Path, gpus: str | None, nproc: int | None) -> list[str]:
-    """The launcher command that runs ``seghw <argv>`` once per device, all in ``run_dir``."""
+def device_args(gpus: str | None, nproc: int | None) -> list[str]:
+    """The launcher's flags for ``--gpus`` or ``--nproc``, checked."""
     if gpus:
-        devices = ["--gpus", ",".join(str(g) for g in parse_gpus(gpus))]
-    else:
-        if not nproc or nproc < 1:
-            raise ConfigError(f"invalid --nproc {nproc!r}: give the number of processes, e.g. --nproc 2")
-        devices = ["--nproc_per_node", str(nproc)]
+        return ["--gpus", ",".join(str(g) for g in parse_gpus(gpus))]
+    if not nproc or nproc < 1:
+        raise ConfigError(f"invalid --nproc {nproc!r}: give the number of processes, e.g. --nproc 2")
+    return ["--nproc_per_node", str(nproc)]
+
+
+def launch_command(argv: list[str], run_dir: Path, devices: list[str]) -> list[str]:
+    """The launcher command that runs ``seghw <argv>`` once per device (``device_args``), all in ``run_dir``."""
     worker_args = strip_launch_flags(argv)
     if "--run-dir" not in worker_args and not any(a.startswith("--run-dir=") for a in worker_args):
         worker_args += ["--run-dir", str(run_dir)]

@@ -136,11 +136,12 @@ def observers(state, cfg: TrainConfig):
     from seghw.train.observers.stats_writer import StatsWriter
     from seghw.train.observers.visualdl_logger import VisualDLLogger
 
+    writes = cfg.observers and distributed.rank() == 0  # one process writes for all of them
     per_sample = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size)
     # The CPU ceiling costs ~0.5 s to measure; a GPU's is not numpy's.
-    peak = machine_peak_gflops(repeats=2) * 1e9 if state.device == "cpu" and cfg.observers else None
+    peak = machine_peak_gflops(repeats=2) * 1e9 if state.device == "cpu" and writes else None
     recorder = MetricsRecorder(flops_per_sample=per_sample, peak_flops=peak)
-    if not cfg.observers or distributed.rank() != 0:
+    if not writes:
         return CallbackList([recorder])
     vdl = VisualDLLogger(state.run_dir, cfg.log_every_steps)
     # Order matters: history first, then VisualDL queues its records, the checkpointer flushes
