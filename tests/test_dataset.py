@@ -20,7 +20,7 @@ from seghw.data.dataset import (
     scan_pairs,
 )
 from seghw.data.synth import write_dataset
-from seghw.errors import DataError
+from seghw.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +264,53 @@ def test_augmentation_flips_and_rotates_some_crops() -> None:
     assert 0 < flipped < 16 and 0 < rotated < 16
     plain = TrainBatches(ps, batch_size=4, crop=32, seed=0, epoch=0, num_workers=0, augment=False)
     assert all(plain.sample(i)[0][:, :, 1].std(axis=1).max() == 0 for i in range(len(ps)))
+
+
+def _big_pages(n: int, size: int = 200) -> PairSet:
+    """Pages much larger than the crop whose only handwriting is one 3x3 dot."""
+    rng = np.random.default_rng(7)
+    ps = PairSet()
+    for i in range(n):
+        gt = np.full((size, size, 3), 230, np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        y, x = rng.integers(0, size - 3, 2)
+        mask[y : y + 3, x : x + 3] = 255
+        image = gt.copy()
+        image[mask > 0] = (20, 30, 200)
+        ps.append(f"b{i}", image, gt, mask)
+    return ps
+
+
+def test_ink_crops_hold_the_handwriting_that_random_crops_mostly_miss() -> None:
+    ps = _big_pages(24)
+    kw = dict(batch_size=4, crop=32, seed=1, epoch=0, num_workers=0, augment=False)
+    random_hits = sum(TrainBatches(ps, **kw).sample(i)[2].any() for i in range(len(ps)))
+    ink = TrainBatches(ps, **kw, ink_crop_fraction=1.0)
+    for i in range(len(ps)):
+        _, _, mask = ink.sample(i)
+        ys, xs = np.nonzero(mask)
+        assert ys.size, f"crop {i} misses the page's handwriting"
+        # centred on it, unless the page edge pushed the window back inside
+        y, x = np.nonzero(ps.masks[i])
+        if 16 <= y.min() and y.max() < 200 - 16 and 16 <= x.min() and x.max() < 200 - 16:
+            assert abs(ys.mean() - 15.5) <= 2 and abs(xs.mean() - 15.5) <= 2
+    assert random_hits <= len(ps) // 2  # a 32-px window finds a dot on a 200-px page ~2 % of the time
+    half = TrainBatches(ps, **kw, ink_crop_fraction=0.5)
+    hits = sum(half.sample(i)[2].any() for i in range(len(ps)))
+    assert random_hits < hits < len(ps)
+
+
+def test_ink_crops_keep_augmentation_reproducible_and_fall_back_on_blank_pages() -> None:
+    ps = _big_pages(6)
+    kw = dict(batch_size=3, crop=32, seed=4, epoch=2, ink_crop_fraction=0.7)
+    _same(list(TrainBatches(ps, **kw, num_workers=2)), list(TrainBatches(ps, **kw, num_workers=0)))
+    blank = PairSet()
+    for i in range(3):
+        blank.append(f"w{i}", ps.gts[i], ps.gts[i], np.zeros_like(ps.masks[i]))
+    batch = TrainBatches(blank, batch_size=3, crop=32, seed=0, epoch=0, num_workers=0, ink_crop_fraction=1.0).batch(0)
+    assert batch["mask"].sum() == 0 and batch["image"].shape == (3, 3, 32, 32)
+    with pytest.raises(ConfigError, match="ink_crop_fraction"):
+        TrainBatches(ps, batch_size=3, crop=32, seed=0, epoch=0, ink_crop_fraction=1.5)
 
 
 def test_stopping_early_leaves_no_threads() -> None:

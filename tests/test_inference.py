@@ -10,7 +10,7 @@ from seghw.device import import_paddle
 paddle = import_paddle()
 
 from seghw.inference import make_predictor  # noqa: E402
-from seghw.model import build_model, upsample2x  # noqa: E402
+from seghw.model import build_model, paper_estimate, upsample2x  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,23 @@ def test_upsampling_is_nearest_neighbour():
     x = paddle.rand([2, 3, 5, 7])
     expected = paddle.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
     np.testing.assert_array_equal(upsample2x(x).numpy(), expected.numpy())
+
+
+def test_paper_estimate_is_a_grey_closing_that_lifts_thin_strokes():
+    import cv2
+
+    rng = np.random.default_rng(1)
+    page = rng.random((30, 41, 3), dtype=np.float32)
+    kernel = np.ones((9, 9), np.uint8)
+    expected = cv2.erode(cv2.dilate(page, kernel), kernel)  # borders: the image's own pixels only
+    got = paper_estimate(paddle.to_tensor(page.transpose(2, 0, 1)[None]), 9).numpy()[0].transpose(1, 2, 0)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    paper = np.full((1, 3, 40, 40), 0.9, np.float32)
+    paper[..., 20:23, 5:35] = 0.1  # a 3-px pen stroke
+    paper[..., 0:15, 0:15] = 0.3  # a large dark area (a photo, a filled box) is not paper
+    lifted = paper_estimate(paddle.to_tensor(paper), 9).numpy()
+    np.testing.assert_allclose(lifted[..., 20:23, 5:35], 0.9)
+    np.testing.assert_allclose(lifted[..., 2:13, 2:13], 0.3)
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 32, 32), (3, 3, 48, 40)])

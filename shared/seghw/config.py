@@ -23,6 +23,8 @@ class TrainConfig(BaseModel):
     synthetic_size: int | None = Field(default=None, ge=16, description="page size of synthetic pairs")
     synthetic_seed: int = 1234
     val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    ink_crop_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of training crops centred on a handwriting pixel")
 
     # model
     base_channels: int = Field(default=32, ge=4)

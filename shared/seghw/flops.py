@@ -2,9 +2,10 @@
 
 ``paddle.flops`` fails on numpy 2, and a count from the layer list is exact anyway: every
 convolution costs ``2 * k * k * cin * cout * H_out * W_out`` FLOPs (one multiply and one add per
-weight and output pixel). Batch norm, ReLU, upsampling, the sigmoid and the compositing are left
-out: together they are a few percent of the convolutions. A training step costs about three
-forward passes (forward, then gradients with respect to activations and to weights).
+weight and output pixel). Batch norm, ReLU, upsampling, the paper estimate's pooling, the sigmoid
+and the compositing are left out: together they are a few percent of the convolutions. A training
+step costs about three forward passes (forward, then gradients with respect to activations and to
+weights).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ def _legacy_functional(paddle):
 
     class LegacyF:
         pixel_shuffle = staticmethod(paddle.nn.functional.pixel_shuffle)
+        max_pool2d = staticmethod(paddle.nn.functional.max_pool2d)
 
     LegacyF.sigmoid = staticmethod(sigmoid)
     return LegacyF

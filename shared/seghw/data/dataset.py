@@ -286,6 +286,22 @@ def _put(batch: dict[str, np.ndarray], j: int, image: np.ndarray, gt: np.ndarray
     batch["mask"][j, 0] = mask > 127
 
 
+def _ink_pixel(mask: np.ndarray, u_pick: float) -> tuple[int, int] | None:
+    """The handwriting pixel ``u_pick`` (in [0, 1)) picks, as (y, x); None if the mask is empty."""
+    ink = np.flatnonzero(mask > 127)
+    if not ink.size:
+        return None
+    y, x = divmod(int(ink[min(ink.size - 1, int(u_pick * ink.size))]), mask.shape[1])
+    return y, x
+
+
+def _window_start(u: float, centre: int | None, extent: int, window: int) -> int:
+    """First row (or column) of a ``window`` in ``extent``: random by ``u``, or around ``centre``."""
+    if centre is None:
+        return int(u * (extent - window + 1))
+    return min(max(0, centre - window // 2), extent - window)
+
+
 class TrainBatches:
     """One epoch of augmented training batches, a pure function of ``(seed, epoch, sample index)``.
 
@@ -294,7 +310,9 @@ class TrainBatches:
     batch ``skip_batches``, so a run resumed mid-epoch sees exactly the batches it had not seen.
     Each sample is a random ``crop`` window; with ``augment`` it is also flipped left-right (p=0.5)
     and rotated within +-``rotate_degrees`` (p=0.5, bilinear, replicated border; the mask is
-    re-thresholded). One object is one epoch: iterating it again replays the same batches.
+    re-thresholded). A share ``ink_crop_fraction`` of the windows is centred on a handwriting pixel
+    picked at random (pages without one get a random window), for data whose pages are mostly blank.
+    One object is one epoch: iterating it again replays the same batches.
     Batches are built ``num_workers`` threads ahead (0 = on the consumer's thread); ``wait_seconds``
     accumulates the time the consumer spent waiting for them. Stopping early (``break``, ``close()``,
     or leaving a ``with`` block) shuts the threads down.
@@ -312,6 +330,7 @@ class TrainBatches:
         augment: bool = True,
         rotate_degrees: float = 10.0,
         prefetch: int | None = None,
+        ink_crop_fraction: float = 0.0,
     ) -> None:
         if seed < 0 or epoch < 0:
             raise ConfigError(f"seed and epoch must be >= 0 (got seed {seed}, epoch {epoch})")
@@ -328,6 +347,9 @@ class TrainBatches:
         self.num_workers = max(0, num_workers)
         self.augment = augment
         self.rotate_degrees = float(rotate_degrees)
+        if not 0.0 <= ink_crop_fraction <= 1.0:
+            raise ConfigError(f"ink_crop_fraction must be within 0..1 (got {ink_crop_fraction})")
+        self.ink_crop_fraction = float(ink_crop_fraction)
         self.prefetch = prefetch if prefetch is not None else 2 * max(1, self.num_workers)
         self.wait_seconds = 0.0
         order_ss = np.random.SeedSequence(seed, spawn_key=(epoch,))
@@ -343,10 +365,12 @@ class TrainBatches:
         """Augmented crop of pair ``index`` for this epoch: (image HxWx3, gt HxWx3, mask HxW) uint8."""
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch, int(index), 1)))
         # Draw every number in a fixed order whatever the branches, so each knob is independent.
-        u_rot, u_angle, u_flip, u_y, u_x = rng.random(5)
+        u_rot, u_angle, u_flip, u_y, u_x, u_ink, u_pick = rng.random(7)
         image, gt, mask = self.pairs.images[index], self.pairs.gts[index], self.pairs.masks[index]
         h, w = mask.shape
         c = self.crop
+        ink = _ink_pixel(mask, u_pick) if u_ink < self.ink_crop_fraction else None
+        cy, cx = ink if ink else (None, None)
         angle = 0.0
         if self.augment and self.rotate_degrees > 0 and u_rot < 0.5:
             angle = (2.0 * u_angle - 1.0) * self.rotate_degrees
@@ -357,7 +381,7 @@ class TrainBatches:
             rad = math.radians(abs(angle))
             need = int(math.ceil(c * (math.cos(rad) + math.sin(rad)))) + 2
             ph, pw = min(need, h), min(need, w)
-            y0, x0 = int(u_y * (h - ph + 1)), int(u_x * (w - pw + 1))
+            y0, x0 = _window_start(u_y, cy, h, ph), _window_start(u_x, cx, w, pw)
             m = cv2.getRotationMatrix2D(((pw - 1) / 2.0, (ph - 1) / 2.0), angle, 1.0)
             m[0, 2] -= (pw - c) / 2.0
             m[1, 2] -= (ph - c) / 2.0
@@ -370,7 +394,7 @@ class TrainBatches:
 
             image, gt, mask = warp(image), warp(gt), np.where(warp(mask) > 127, 255, 0).astype(np.uint8)
         else:
-            y0, x0 = int(u_y * (h - c + 1)), int(u_x * (w - c + 1))
+            y0, x0 = _window_start(u_y, cy, h, c), _window_start(u_x, cx, w, c)
             win = (slice(y0, y0 + c), slice(x0, x0 + c))
             image, gt, mask = image[win], gt[win], mask[win]
         if flip:

@@ -232,7 +232,8 @@ def _assemble(cfg: TrainConfig, run_dir: Path, device: str, split):
 
     def train_batches(epoch: int, skip: int):
         batches = TrainBatches(train_pairs, cfg.batch_size, crop=cfg.image_size, seed=cfg.seed, epoch=epoch,
-                               skip_batches=skip, num_workers=cfg.num_workers)
+                               skip_batches=skip, num_workers=cfg.num_workers,
+                               ink_crop_fraction=cfg.ink_crop_fraction)
         return _limit(batches, steps - skip)
 
     val_batches = (lambda: EvalBatches(split.val, cfg.batch_size, crop=cfg.image_size)) if len(split.val) else None
