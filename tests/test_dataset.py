@@ -44,18 +44,23 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
     return msg
 
 
+def _append_marked(ps: PairSet, name: str, gt: np.ndarray, y: int, x: int, side: int) -> None:
+    """Append ``gt`` with a blue ``side``-px square of handwriting at (y, x): image = gt outside the mask."""
+    mask = np.zeros(gt.shape[:2], np.uint8)
+    mask[y : y + side, x : x + side] = 255
+    image = gt.copy()
+    image[mask > 0] = (20, 30, 200)
+    ps.append(name, image, gt, mask)
+
+
 def _pairset(n: int, size: int = 40, seed: int = 0) -> PairSet:
     """Pairs whose handwriting is a known square: image = gt except inside the mask."""
     rng = np.random.default_rng(seed)
     ps = PairSet()
     for i in range(n):
         gt = rng.integers(60, 200, (size, size + 8, 3), dtype=np.uint8)
-        mask = np.zeros((size, size + 8), np.uint8)
         y, x = rng.integers(2, size - 14, 2)
-        mask[y : y + 12, x : x + 12] = 255
-        image = gt.copy()
-        image[mask > 0] = (20, 30, 200)
-        ps.append(f"p{i}", image, gt, mask)
+        _append_marked(ps, f"p{i}", gt, int(y), int(x), 12)
     return ps
 
 
@@ -271,13 +276,8 @@ def _big_pages(n: int, size: int = 200) -> PairSet:
     rng = np.random.default_rng(7)
     ps = PairSet()
     for i in range(n):
-        gt = np.full((size, size, 3), 230, np.uint8)
-        mask = np.zeros((size, size), np.uint8)
         y, x = rng.integers(0, size - 3, 2)
-        mask[y : y + 3, x : x + 3] = 255
-        image = gt.copy()
-        image[mask > 0] = (20, 30, 200)
-        ps.append(f"b{i}", image, gt, mask)
+        _append_marked(ps, f"b{i}", np.full((size, size, 3), 230, np.uint8), int(y), int(x), 3)
     return ps
 
 
