@@ -161,9 +161,10 @@ def bench_config(b: Bench, key: str, label: str, rounds: int, overrides: dict[st
     from seghw.flops import machine_peak_gflops, model_flops, train_step_flops
 
     runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-    # Kernels, the data cache and the page cache warm up outside the timing.
+    # Kernels, the data cache, the page cache and the observers' imports warm up outside the timing.
     warm = {**overrides, "epochs": 1, "max_steps_per_epoch": 2}
-    train_once(demo_config(False, b.tmp / "warmup", **warm), b.tmp / "warmup")
+    for obs in (True, False):
+        train_once(demo_config(obs, b.tmp / "warmup", **warm), b.tmp / "warmup")
     for r in range(rounds):
         for obs in (True, False) if r % 2 == 0 else (False, True):
             peak = machine_peak_gflops()
@@ -248,10 +249,15 @@ def cli_train(b: Bench, args: list[str], root: Path, env: dict[str, str] | None 
     return run_dir, json.loads((run_dir / "training_stats.json").read_text())
 
 
+def nproc_flag(cores: int) -> str:
+    return f"--nproc {cores}"
+
+
 def section_threads(b: Bench) -> None:
     """The trainer as a subprocess with its default (one thread, static graph), in eager mode, with a
-    thread per core, and with a thread per core plus KMP_BLOCKTIME=0 (Paddle's Intel OpenMP workers
-    stop spinning after each parallel region); the variants alternate, reversing their order each round."""
+    thread per core, with a thread per core plus KMP_BLOCKTIME=0 (Paddle's Intel OpenMP workers
+    stop spinning after each parallel region), and as a process per core (data parallel, one thread
+    each); the variants alternate, reversing their order each round."""
     a = b.args
     cores = os.cpu_count() or 1
     base = ["--preset", "cpu-demo", "--synthetic", str(a.thread_synthetic), "--epochs", str(a.thread_epochs)]
@@ -261,6 +267,7 @@ def section_threads(b: Bench) -> None:
         "--eager (1 thread, the model in eager mode)": (["--threads", "1", "--eager"], {}),
         f"--threads {cores}": (["--threads", str(cores)], {}),
         f"--threads {cores}, KMP_BLOCKTIME=0": (["--threads", str(cores)], {"KMP_BLOCKTIME": "0"}),
+        f"{nproc_flag(cores)} (a process per core, data parallel)": (["--nproc", str(cores)], {}),
     }
     b.say(f"threads: {' / '.join(variants)}, {a.thread_rounds} rounds")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
@@ -270,11 +277,13 @@ def section_threads(b: Bench) -> None:
             flags, extra = variants[name]
             _run, stats = cli_train(b, [*base, *flags], b.tmp / f"threads{len(runs[name])}", env={**b.env, **extra})
             hist = stats["history"]
-            images = stats["global_step"] * stats["config"]["batch_size"]
+            processes = stats["data"].get("processes", 1)
+            images = stats["global_step"] * stats["config"]["batch_size"] * processes
             # The last epoch's step rate is the steady state; the whole run includes start-up (the static
-            # graph is traced and built during the first steps of each mode).
+            # graph is traced and built during the first steps of each mode). Rates count every process.
             res = {"step_rate": hist[-1]["samples_per_sec"],
-                   "epoch_rate": images / sum(h["epoch_duration"] for h in hist)}
+                   "epoch_rate": images / sum(h["epoch_duration"] for h in hist),
+                   "utilization": hist[-1].get("flops_utilization")}
             runs[name].append(res)
             b.say(f"  round {r + 1}: {name}: {res['epoch_rate']:.1f} img/s over the epochs "
                   f"(steps {res['step_rate']:.1f} img/s in the last)")
@@ -854,6 +863,15 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
         many = f"--threads {th['cores']}"
         lines.append(f"| training cpu-demo, img/s with `{many}` ÷ default (1 thread) | "
                      f"{median(th['ratios'][many]):.2f} | (none) | |")
+        procs = next((k for k in th["ratios"] if k.startswith(nproc_flag(th["cores"]))), None)
+        if procs:
+            util = [x["utilization"] for x in th["runs"][procs] if x.get("utilization") is not None]
+            lines.append(f"| training cpu-demo, img/s with `{nproc_flag(th['cores'])}` (a process per core) ÷ "
+                         f"default | {median(th['ratios'][procs]):.2f} | (none) | |")
+            if util:
+                lines.append(f"| training cpu-demo `{nproc_flag(th['cores'])}`, FLOP/s ÷ matmul ceiling (as the "
+                             f"trainer reports it, last epoch) | {pct(median(util))} | "
+                             f"{GOALS['utilization'][0]} | {verdict('utilization', median(util))} |")
         eager = next((median(v) for k, v in th["ratios"].items() if k.startswith("--eager")), None)
         if eager:
             lines.append(f"| training cpu-demo, img/s static graph (default) ÷ `--eager` | {1 / eager:.2f} | (none) "
@@ -921,13 +939,18 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
                   "the epochs, validation included; *steps* as above). `KMP_BLOCKTIME=0` tells Paddle's Intel "
                   "OpenMP runtime not to keep its workers spinning after each parallel region.", "",
                   "| variant | img/s over the epochs, per round | steps img/s in the last epoch, per round | "
-                  "÷ default, steady (median) | ÷ default, whole run (median) |", "|---|---|---|---|---|"]
+                  "÷ default, steady (median) | ÷ default, whole run (median) | utilization (last epoch, median) |",
+                  "|---|---|---|---|---|---|"]
         for name, rs in th["runs"].items():
             ratio = f"{median(th['ratios'][name]):.2f}" if name in th["ratios"] else "1"
             run_ratio = f"{median(th['run_ratios'][name]):.2f}" if name in th["run_ratios"] else "1"
-            lines.append(f"| {name} | {rates(rs, 'epoch_rate')} | {rates(rs, 'step_rate')} | {ratio} | {run_ratio} |")
+            util = [x["utilization"] for x in rs if x.get("utilization") is not None]
+            lines.append(f"| {name} | {rates(rs, 'epoch_rate')} | {rates(rs, 'step_rate')} | {ratio} | {run_ratio} | "
+                         f"{pct(median(util)) if util else 'n/a'} |")
         lines += ["", "*Steady* compares the step rates of the last epoch; *whole run* includes start-up, where "
-                  "the static graph is traced and built (once for training, once for validation)."]
+                  "the static graph is traced and built (once for training, once for validation). Rates and "
+                  "utilization count the images of every process; with processes, each one trains a batch of "
+                  "the configured size (the step's batch is their sum) and gradients are averaged over gloo."]
         lines += ["", f"Reproduce: `{b.command('threads')}`."]
 
     if t64 or "synth" in r:
@@ -1058,6 +1081,11 @@ def time_sinks(b: Bench) -> list[str]:
                    f"one thread on this machine; with `KMP_BLOCKTIME=0` at {kmp:.2f}× (see *CPU threads and graph "
                    "mode*). Every "
                    "in-process figure here uses the default, as `seghw train` does.")
+        procs = next((k for k in th["ratios"] if k.startswith(nproc_flag(th["cores"]))), None)
+        if procs:
+            out.append(f"CPU processes: a process per core (`{nproc_flag(th['cores'])}`, data parallel) trains "
+                       f"{median(th['ratios'][procs]):.2f}× the images per second of one process (steady), "
+                       "with a batch as many times larger per step.")
     if t64 and t128:
         kernels = ""
         if pr:
@@ -1118,10 +1146,10 @@ def main() -> int:
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)} (prints only)")
     parser.add_argument("--out", type=Path, help=f"where to write the report (default {DOC.relative_to(ROOT)})")
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, cpu-demo 64 px")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, cpu-demo 64 px")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training round")
     parser.add_argument("--synthetic", type=int, default=128, help="synthetic pairs, cpu-demo 64 px")
-    parser.add_argument("--rounds-128", type=int, default=2, help="alternating rounds, 128 px")
+    parser.add_argument("--rounds-128", type=int, default=3, help="alternating rounds, 128 px")
     parser.add_argument("--synthetic-128", type=int, default=64, help="synthetic pairs (160 px pages), 128 px")
     parser.add_argument("--thread-rounds", type=int, default=2, help="rounds of the CPU thread variants")
     parser.add_argument("--thread-epochs", type=int, default=4, help="epochs of each CPU thread variant run")

@@ -10,6 +10,7 @@ import pytest
 
 from seghw.data.dataset import PairSet
 from seghw.errors import ConfigError
+from seghw.flops import PEAK_ENV, train_step_flops
 from seghw.train import distributed
 
 from trainer_helpers import TINY, only_run, read_stats, run_seghw, start_seghw, vdl_steps, wait_for
@@ -44,8 +45,9 @@ def test_shards_split_the_pairs_without_overlap():
     assert distributed.shard(pairs, 0, 1) is pairs
 
 
-def test_two_processes_train_one_run(tmp_path, cache):
+def test_two_processes_train_one_run(tmp_path, cache, monkeypatch):
     root = tmp_path / "models"
+    monkeypatch.setenv(PEAK_ENV, "500")  # the ceiling, as the launcher hands it to its processes
     proc = run_seghw(["train", *TINY, "--synthetic", "32", "--epochs", "2", "--log-root", str(root), "--nproc", "2"],
                      cache, timeout=240, check=True)
     run_dir = only_run(root)
@@ -58,6 +60,11 @@ def test_two_processes_train_one_run(tmp_path, cache):
     assert len(list(run_dir.glob("vdlrecords.*.log"))) == 1
     rank1 = (run_dir / distributed.LOG_DIR / "workerlog.1").read_text()
     assert "finished: 2 epochs, 6 steps" in rank1
+    # Utilization divides the run's rate (both processes) by the ceiling measured before they started.
+    last = stats["history"][-1]
+    cfg = stats["config"]
+    flops = train_step_flops(cfg["base_channels"], cfg["depth"], cfg["image_size"])
+    assert last["flops_utilization"] == pytest.approx(last["samples_per_sec"] * flops / 500e9, rel=1e-6)
 
 
 def test_sigterm_stops_every_process_at_the_same_step(tmp_path, cache):
@@ -94,3 +101,28 @@ def test_gpus_without_cuda_is_a_one_line_error(tmp_path, cache):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("seghw: error: invalid --gpus '0,1'")
     assert not list(tmp_path.glob("logs_*"))
+
+
+def test_rates_count_the_images_of_every_process(tmp_path, cache, monkeypatch):
+    """Speed/Samples_per_sec and the FLOP utilization are the run's, not one process's."""
+    from seghw.config import build_config
+    from seghw.train.callbacks import Callback
+    from seghw.train.loop import fit
+    from seghw.train.runner import prepare
+
+    monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
+    cfg = build_config("cpu-demo", log_root=str(tmp_path), synthetic=16, synthetic_size=48, image_size=32,
+                       batch_size=4, epochs=1, static_graph=False, observers=False)
+    state, train_batches, _ = prepare(cfg, tmp_path / "logs_11271700")
+
+    class Steps(Callback):
+        def __init__(self):
+            self.images = []
+
+        def on_step_end(self, state, step):
+            self.images.append(step.batch_size)
+
+    seen = Steps()
+    monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")  # as the launcher tells each of two processes
+    fit(state, train_batches, None, seen, lambda: False)
+    assert seen.images == [8] * state.steps_per_epoch

@@ -80,10 +80,12 @@ def train(
 
 def _launch(cfg, gpus: str | None, nproc: int | None, run_dir: Path | None) -> None:
     """Run this command once per device under Paddle's launcher and exit as the run ended."""
+    import os
     import sys
 
     from seghw import paths
     from seghw.device import import_paddle
+    from seghw.flops import PEAK_ENV, machine_peak_gflops
     from seghw.train import distributed
     from seghw.train.runner import prepare_data
 
@@ -99,6 +101,8 @@ def _launch(cfg, gpus: str | None, nproc: int | None, run_dir: Path | None) -> N
     run_dir.mkdir(parents=True, exist_ok=True)
     # Data errors surface here, once, and a synthetic set is generated once rather than per process.
     prepare_data(cfg, root)
+    if not gpus and not os.environ.get(PEAK_ENV):
+        os.environ[PEAK_ENV] = f"{machine_peak_gflops(repeats=2):.3f}"  # while the cores are still free
     sys.stdout.flush()
     sys.exit(distributed.supervise(distributed.launch_command(sys.argv[1:], run_dir, devices), run_dir))
 

@@ -10,6 +10,7 @@ weights).
 
 from __future__ import annotations
 
+import os
 import time
 
 TRAIN_STEP_FACTOR = 3
@@ -62,6 +63,19 @@ def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int
 def train_step_flops(base_channels: int, depth: int, image_size: int | tuple[int, int]) -> int:
     """Approximate FLOPs of one training step per image (forward and backward)."""
     return TRAIN_STEP_FACTOR * model_flops(base_channels, depth, image_size)
+
+
+PEAK_ENV = "SEGHW_PEAK_GFLOPS"
+
+
+def run_peak_gflops(repeats: int = 2) -> float:
+    """The ceiling a run's utilization is divided by: ``SEGHW_PEAK_GFLOPS`` when set, else measured now.
+
+    A data-parallel launcher measures it once before its processes start and hands it to them:
+    measured inside one of them, the others would be competing for the cores and halve it.
+    """
+    given = os.environ.get(PEAK_ENV)
+    return float(given) if given else machine_peak_gflops(repeats=repeats)
 
 
 def machine_peak_gflops(n: int = 2048, repeats: int = 3) -> float:

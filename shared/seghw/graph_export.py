@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("FLAGS_enable_pir_api") != "0":
         parser.error("set FLAGS_enable_pir_api=0 (use start_export)")
+    # A background helper of the trainer: on a busy machine the training step gets the core first.
+    os.nice(10)
     export_graph(args.out, args.base_channels, args.depth, args.image_size)
     return 0
 

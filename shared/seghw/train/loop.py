@@ -12,6 +12,7 @@ import paddle
 
 from seghw.losses import LossWeights, erase_loss
 from seghw.metrics import QualityMeter
+from seghw.train import distributed
 from seghw.train.callbacks import Callback
 from seghw.train.state import EpochAccumulator, EpochResult, RunState, StepResult
 
@@ -115,6 +116,8 @@ def fit(
     """
     cfg = state.config
     weights = LossWeights(cfg.loss_hole, cfg.loss_valid, cfg.loss_mask_bce, cfg.loss_mask_dice, cfg.mask_dilation)
+    # The step's images in every process: the rates and the FLOP utilization are those of the run.
+    world = distributed.world_size()
     state.model.train()
     callbacks.on_train_start(state)
     try:
@@ -138,7 +141,7 @@ def fit(
                     continue
                 now = time.perf_counter()
                 step = StepResult(loss=loss, parts=parts, lr=state.optimizer.get_lr(), grad_norm=grad_norm,
-                                  batch_size=batch["image"].shape[0], step_seconds=now - last_tick,
+                                  batch_size=batch["image"].shape[0] * world, step_seconds=now - last_tick,
                                   data_wait_seconds=waited)
                 state.global_step += 1
                 state.step_in_epoch += 1

@@ -128,7 +128,7 @@ def restore(state, ckpt_path: Path) -> None:
 
 
 def observers(state, cfg: TrainConfig):
-    from seghw.flops import machine_peak_gflops, train_step_flops
+    from seghw.flops import run_peak_gflops, train_step_flops
     from seghw.train.callbacks import CallbackList
     from seghw.train.observers.checkpointer import Checkpointer
     from seghw.train.observers.progress import ProgressReporter
@@ -139,14 +139,15 @@ def observers(state, cfg: TrainConfig):
     writes = cfg.observers and distributed.rank() == 0  # one process writes for all of them
     per_sample = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size)
     # The CPU ceiling costs ~0.5 s to measure; a GPU's is not numpy's.
-    peak = machine_peak_gflops(repeats=2) * 1e9 if state.device == "cpu" and writes else None
+    peak = run_peak_gflops() * 1e9 if state.device == "cpu" and writes else None
     recorder = MetricsRecorder(flops_per_sample=per_sample, peak_flops=peak)
     if not writes:
         return CallbackList([recorder])
     vdl = VisualDLLogger(state.run_dir, cfg.log_every_steps)
-    # Order matters: history first, then VisualDL queues its records, the checkpointer flushes
-    # them before it saves, and the stats file reports the checkpoint just written.
-    return CallbackList([recorder, vdl, Checkpointer(flush=vdl.flush), StatsWriter(),
+    # Order matters: history first, then VisualDL queues its records and the checkpointer queues
+    # its write behind them. At the end VisualDL drains its queue (every pending checkpoint is then
+    # on disk), a stopped run's checkpoint is written, and the stats file reports it.
+    return CallbackList([recorder, vdl, Checkpointer(after_records=vdl.after_records), StatsWriter(),
                          ProgressReporter()])
 
 

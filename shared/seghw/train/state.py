@@ -17,7 +17,7 @@ class StepResult:
     parts: dict[str, float]
     lr: float
     grad_norm: float
-    batch_size: int
+    batch_size: int  # images in this optimizer step, over every data-parallel process
     step_seconds: float
     data_wait_seconds: float
 

@@ -2,7 +2,7 @@
 image grids, histograms, the model graph and hparams.
 
 Records are queued to a background thread, so PNG encoding and file writes stay off the
-training thread. ``flush()`` drains the queue; the checkpointer calls it before each save so a
+training thread. The checkpointer queues its writes behind them (``after_records``), so a
 checkpoint never names a step whose records are not yet on disk.
 """
 
@@ -89,14 +89,31 @@ class VisualDLLogger(Callback):
     def _submit(self, fn: Callable[[], None]) -> None:
         self._queue.put(fn)
 
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise RuntimeError(f"background write failed: {err}") from err
+
     def flush(self) -> None:
         if self._thread is None:
             return
         self._queue.join()
         self.writer.flush()
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise RuntimeError(f"VisualDL writer failed: {err}") from err
+        self._raise_pending()
+
+    def after_records(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the writer thread once every record queued so far is on disk; at once if
+        the writer is closed (its records are all on disk then). A failure surfaces at the next flush."""
+        if self._thread is None:
+            job()
+            return
+        self._raise_pending()  # a failed checkpoint write stops the run at the next save
+
+        def ordered() -> None:
+            self.writer.flush()
+            job()
+
+        self._submit(ordered)
 
     # -- hooks -------------------------------------------------------------------------------
     def on_train_start(self, state: RunState) -> None:

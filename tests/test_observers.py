@@ -1,0 +1,99 @@
+"""Observers in process: the checkpoint is written off the training thread, behind the records."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from seghw import checkpoint
+from seghw.config import build_config
+from seghw.graph_export import start_export
+from seghw.train.observers.checkpointer import Checkpointer
+from seghw.train.observers.visualdl_logger import VisualDLLogger
+from seghw.train.runner import build
+from seghw.train.state import StepResult
+
+from trainer_helpers import vdl_steps, wait_for
+
+
+@pytest.fixture
+def run(tmp_path):
+    cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False, keep_last=3)
+    run_dir = tmp_path / "logs_11271600"
+    run_dir.mkdir()
+    (run_dir / "vdlgraph.0000000001.log").write_text("{}")  # a graph exported before: no exporter now
+    state = build(cfg, run_dir, "cpu", steps_per_epoch=4)
+    vdl = VisualDLLogger(run_dir, log_every_steps=1)
+    vdl.on_train_start(state)
+    yield state, vdl
+    vdl.on_train_end(state)
+
+
+def _step(state) -> StepResult:
+    state.global_step += 1
+    state.step_in_epoch += 1
+    return StepResult(loss=0.5, parts={}, lr=1e-3, grad_norm=1.0, batch_size=4, step_seconds=0.1,
+                      data_wait_seconds=0.0)
+
+
+def test_a_checkpoint_is_written_behind_the_records_while_training_goes_on(run):
+    state, vdl = run
+    gate = threading.Event()
+    vdl.after_records(lambda: gate.wait(30))  # the writer thread is busy with earlier records
+    vdl.on_step_end(state, _step(state))
+    vdl.on_step_end(state, _step(state))
+    saved = {k: v.numpy().copy() for k, v in state.model.state_dict().items()}
+
+    Checkpointer(after_records=vdl.after_records).save(state)
+    seen: list[list[int]] = []
+    vdl.after_records(lambda: seen.append(vdl_steps(state.run_dir).get("Iter/Loss", [])))
+    # The save returned at once: nothing on disk yet, and the stats do not name a checkpoint.
+    assert checkpoint.latest_checkpoint(state.run_dir) is None
+    assert state.last_checkpoint is None
+    # Training goes on and changes the weights before the file is written.
+    for p in state.model.parameters():
+        p.set_value(p.numpy() + 1.0)
+
+    gate.set()
+    vdl.flush()
+    assert seen == [[1, 2]]  # every record queued before is on disk when a queued write runs
+    payload = checkpoint.load(state.run_dir)
+    assert payload["global_step"] == 2
+    for name, value in saved.items():
+        np.testing.assert_array_equal(np.asarray(payload["model"][name]), value)
+    assert Path(state.last_checkpoint["path"]).is_file()
+    assert state.last_checkpoint["global_step"] == 2
+
+
+def test_a_failed_checkpoint_write_stops_the_run_at_the_next_save(run):
+    state, vdl = run
+    (state.run_dir / "checkpoints").write_text("a file where the checkpoint folder should be")
+    saver = Checkpointer(after_records=vdl.after_records)
+    saver.save(state)
+    written = threading.Event()
+    vdl.after_records(written.set)  # queued behind the failing write
+    assert written.wait(30)
+    with pytest.raises(RuntimeError, match="background write failed: .*checkpoints"):
+        saver.save(state)
+
+
+def test_without_a_writer_thread_the_checkpoint_is_written_at_once(tmp_path):
+    cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False)
+    state = build(cfg, tmp_path / "logs_11271601", "cpu", steps_per_epoch=4)
+    Checkpointer().save(state)
+    assert Path(state.last_checkpoint["path"]).is_file()
+
+
+def test_the_graph_exporter_runs_below_the_trainer_priority(tmp_path):
+    proc = start_export(tmp_path, 4, 2, 32)
+    try:
+        mine = psutil.Process().nice()
+        assert wait_for(lambda: psutil.Process(proc.pid).nice() >= mine + 10, 30, "the exporter to lower its priority")
+    finally:
+        proc.wait(120)
+    assert proc.returncode == 0
+    assert list(tmp_path.glob("vdlgraph.*.log"))
