@@ -1109,11 +1109,12 @@ def time_sinks(b: Bench) -> list[str]:
     if t64 and t128:
         spread = ", ".join(f"{t['label']} {t['ratio']:.3f} (rounds {min(t['ratios']):.3f}–{max(t['ratios']):.3f})"
                            for t in (t64, t128))
-        own = (f" In the profile the observers' own calls take {pct(pr['observer_time'] / pr['fit_time'])} of the "
-               "training thread" if pr else "")
-        out.append(f"Observers: img/s on ÷ off = {spread}{own}; their work is mostly per epoch (checkpoint, "
+        own = (f". In the profile the observers' own calls take {pct(pr['observer_time'] / pr['fit_time'])} of the "
+               "training thread (the profiled epoch includes tracing the static graph)" if pr else "")
+        out.append(f"Observers: img/s on ÷ off = {spread}{own}. Their work is mostly per epoch (checkpoint, "
                    "histograms, two PNG image grids), so its share falls as epochs get longer than these benchmark "
-                   "epochs. A gap much larger than that share is probably the shared machine's noise.")
+                   "epochs; the rest runs beside the training thread (VisualDL's writer, the graph exporter), "
+                   "about 1 % each ([performance.md](performance.md), *Where the observer cost sits*).")
         if pr:
             cpu = pr["threads"]
             others = {k: v for k, v in cpu.items() if k not in ("MainThread",) and not k.startswith("native")}
