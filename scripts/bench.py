@@ -249,10 +249,6 @@ def cli_train(b: Bench, args: list[str], root: Path, env: dict[str, str] | None 
     return run_dir, json.loads((run_dir / "training_stats.json").read_text())
 
 
-def nproc_flag(cores: int) -> str:
-    return f"--nproc {cores}"
-
-
 def section_threads(b: Bench) -> None:
     """The trainer as a subprocess with its default (one thread, static graph), in eager mode, with a
     thread per core, with a thread per core plus KMP_BLOCKTIME=0 (Paddle's Intel OpenMP workers
@@ -261,13 +257,14 @@ def section_threads(b: Bench) -> None:
     a = b.args
     cores = os.cpu_count() or 1
     base = ["--preset", "cpu-demo", "--synthetic", str(a.thread_synthetic), "--epochs", str(a.thread_epochs)]
+    procs = f"--nproc {cores} (a process per core, data parallel)"
     # name: (extra flags, extra environment)
     variants = {
         "--threads 1 (default, static graph)": (["--threads", "1"], {}),
         "--eager (1 thread, the model in eager mode)": (["--threads", "1", "--eager"], {}),
         f"--threads {cores}": (["--threads", str(cores)], {}),
         f"--threads {cores}, KMP_BLOCKTIME=0": (["--threads", str(cores)], {"KMP_BLOCKTIME": "0"}),
-        f"{nproc_flag(cores)} (a process per core, data parallel)": (["--nproc", str(cores)], {}),
+        procs: (["--nproc", str(cores)], {}),
     }
     b.say(f"threads: {' / '.join(variants)}, {a.thread_rounds} rounds")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
@@ -293,6 +290,7 @@ def section_threads(b: Bench) -> None:
         return [x[key] / d[key] for x, d in zip(runs[name], runs[default], strict=True)]
 
     b.results["threads"] = {"cores": cores, "runs": runs, "args": base, "default": default,
+                            "procs": procs, "procs_flag": f"--nproc {cores}",
                             "ratios": {name: ratios(name, "step_rate") for name in names[1:]},
                             "run_ratios": {name: ratios(name, "epoch_rate") for name in names[1:]}}
     for name in names[1:]:
@@ -863,15 +861,13 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
         many = f"--threads {th['cores']}"
         lines.append(f"| training cpu-demo, img/s with `{many}` ÷ default (1 thread) | "
                      f"{median(th['ratios'][many]):.2f} | (none) | |")
-        procs = next((k for k in th["ratios"] if k.startswith(nproc_flag(th["cores"]))), None)
-        if procs:
-            util = [x["utilization"] for x in th["runs"][procs] if x.get("utilization") is not None]
-            lines.append(f"| training cpu-demo, img/s with `{nproc_flag(th['cores'])}` (a process per core) ÷ "
-                         f"default | {median(th['ratios'][procs]):.2f} | (none) | |")
-            if util:
-                lines.append(f"| training cpu-demo `{nproc_flag(th['cores'])}`, FLOP/s ÷ matmul ceiling (as the "
-                             f"trainer reports it, last epoch) | {pct(median(util))} | "
-                             f"{GOALS['utilization'][0]} | {verdict('utilization', median(util))} |")
+        procs, flag = th["procs"], th["procs_flag"]
+        lines.append(f"| training cpu-demo, img/s with `{flag}` (a process per core) ÷ "
+                     f"default | {median(th['ratios'][procs]):.2f} | (none) | |")
+        util = reported_utilization(th["runs"][procs])
+        if util is not None:
+            lines.append(f"| training cpu-demo `{flag}`, FLOP/s ÷ matmul ceiling (as the trainer reports it, last "
+                         f"epoch) | {pct(util)} | {GOALS['utilization'][0]} | {verdict('utilization', util)} |")
         eager = next((median(v) for k, v in th["ratios"].items() if k.startswith("--eager")), None)
         if eager:
             lines.append(f"| training cpu-demo, img/s static graph (default) ÷ `--eager` | {1 / eager:.2f} | (none) "
@@ -944,9 +940,9 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
         for name, rs in th["runs"].items():
             ratio = f"{median(th['ratios'][name]):.2f}" if name in th["ratios"] else "1"
             run_ratio = f"{median(th['run_ratios'][name]):.2f}" if name in th["run_ratios"] else "1"
-            util = [x["utilization"] for x in rs if x.get("utilization") is not None]
+            util = reported_utilization(rs)
             lines.append(f"| {name} | {rates(rs, 'epoch_rate')} | {rates(rs, 'step_rate')} | {ratio} | {run_ratio} | "
-                         f"{pct(median(util)) if util else 'n/a'} |")
+                         f"{'n/a' if util is None else pct(util)} |")
         lines += ["", "*Steady* compares the step rates of the last epoch; *whole run* includes start-up, where "
                   "the static graph is traced and built (once for training, once for validation). Rates and "
                   "utilization count the images of every process; with processes, each one trains a batch of "
@@ -1064,6 +1060,12 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
     return "\n".join(lines) + "\n"
 
 
+def reported_utilization(runs: list[dict[str, Any]]) -> float | None:
+    """Median of the utilization the trainer reported in its last epoch, over the runs that had one."""
+    values = [x["utilization"] for x in runs if x.get("utilization") is not None]
+    return median(values) if values else None
+
+
 def rates(runs: list[dict[str, Any]], key: str = "wall_rate") -> str:
     return ", ".join(f"{x[key]:.1f}" for x in runs)
 
@@ -1081,11 +1083,9 @@ def time_sinks(b: Bench) -> list[str]:
                    f"one thread on this machine; with `KMP_BLOCKTIME=0` at {kmp:.2f}× (see *CPU threads and graph "
                    "mode*). Every "
                    "in-process figure here uses the default, as `seghw train` does.")
-        procs = next((k for k in th["ratios"] if k.startswith(nproc_flag(th["cores"]))), None)
-        if procs:
-            out.append(f"CPU processes: a process per core (`{nproc_flag(th['cores'])}`, data parallel) trains "
-                       f"{median(th['ratios'][procs]):.2f}× the images per second of one process (steady), "
-                       "with a batch as many times larger per step.")
+        out.append(f"CPU processes: a process per core (`{th['procs_flag']}`, data parallel) trains "
+                   f"{median(th['ratios'][th['procs']]):.2f}× the images per second of one process (steady), "
+                   "with a batch as many times larger per step.")
     if t64 and t128:
         kernels = ""
         if pr:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seghw.flops import conv_flops, machine_peak_gflops, model_flops, train_step_flops
+from seghw.errors import ConfigError
+from seghw.flops import PEAK_ENV, conv_flops, machine_peak_gflops, model_flops, run_peak_gflops, train_step_flops
 
 
 def test_tiny_model_by_hand():
@@ -79,3 +80,12 @@ def test_machine_peak_is_a_rate():
     assert 0.1 < gflops < 1e5
     with pytest.raises(ValueError):
         machine_peak_gflops(n=0)
+
+
+def test_a_given_ceiling_is_used_and_a_bad_one_is_named(monkeypatch):
+    monkeypatch.setenv(PEAK_ENV, "140.5")
+    assert run_peak_gflops() == 140.5
+    for bad in ("fast", "0", "-3", "nan"):
+        monkeypatch.setenv(PEAK_ENV, bad)
+        with pytest.raises(ConfigError, match=f"invalid {PEAK_ENV}='{bad}'"):
+            run_peak_gflops()

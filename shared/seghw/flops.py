@@ -75,7 +75,17 @@ def run_peak_gflops(repeats: int = 2) -> float:
     measured inside one of them, the others would be competing for the cores and halve it.
     """
     given = os.environ.get(PEAK_ENV)
-    return float(given) if given else machine_peak_gflops(repeats=repeats)
+    if not given:
+        return machine_peak_gflops(repeats=repeats)
+    try:
+        value = float(given)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        from seghw.errors import ConfigError
+
+        raise ConfigError(f"invalid {PEAK_ENV}={given!r}: give the machine's float32 ceiling in GFLOP/s, e.g. 140")
+    return value
 
 
 def machine_peak_gflops(n: int = 2048, repeats: int = 3) -> float:

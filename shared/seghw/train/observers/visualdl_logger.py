@@ -103,11 +103,12 @@ class VisualDLLogger(Callback):
 
     def after_records(self, job: Callable[[], None]) -> None:
         """Run ``job`` on the writer thread once every record queued so far is on disk; at once if
-        the writer is closed (its records are all on disk then). A failure surfaces at the next flush."""
+        the writer is closed (its records are all on disk then). A failed job raises here, at the next
+        call, or at the next flush."""
         if self._thread is None:
             job()
             return
-        self._raise_pending()  # a failed checkpoint write stops the run at the next save
+        self._raise_pending()
 
         def ordered() -> None:
             self.writer.flush()
