@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -157,6 +158,27 @@ def _assert_continuous(run_dir: Path, epochs: int) -> None:
         assert steps[tag] == list(range(1, epochs + 1)), f"{tag}: {steps[tag]}"
     assert steps["Iter/Loss"] == list(range(1, stats["global_step"] + 1))
     assert [h["epoch"] for h in stats["history"]] == list(range(1, epochs + 1))
+
+
+def test_a_stop_at_an_epochs_last_step_resumes_with_every_record(tmp_path, cache, monkeypatch):
+    """Started in process, to place the stop exactly: the loop asks once per step, so the third
+    question comes at the first epoch's last step (3 steps per epoch). The epoch ends before the run
+    stops, and the resumed run has every epoch's records."""
+    from seghw.config import build_config
+    from seghw.train import runner
+
+    monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
+    cfg = build_config("cpu-demo", log_root=str(tmp_path), synthetic=16, synthetic_size=48, image_size=32,
+                       batch_size=4, epochs=2, num_workers=1, log_every_steps=1, static_graph=False)
+    run_dir = tmp_path / "logs_11271700"
+    questions = itertools.count(1)
+    assert runner.run(cfg, run_dir, stop=lambda: next(questions) == 3) == runner.EXIT_OK
+    stats = read_stats(run_dir)
+    assert stats["status"] == "stopped"
+    assert stats["last_checkpoint"]["epoch"] == 1
+    run_seghw(["train", "--resume", str(run_dir)], cache, check=True)
+    assert read_stats(run_dir)["status"] == "finished"
+    _assert_continuous(run_dir, 2)
 
 
 def test_sigkill_mid_epoch_then_resume_gives_continuous_curves(tmp_path, cache):

@@ -149,7 +149,9 @@ def fit(
                 if state.step_in_epoch == state.steps_per_epoch:
                     train_preview = {k: batch[k][: cfg.images_per_grid] for k in PREVIEW_KEYS}
                 callbacks.on_step_end(state, step)
-                if should_stop():
+                # A stop at an epoch's last step waits for the epoch end below: a checkpoint taken
+                # between the two would resume without that epoch's training preview.
+                if state.step_in_epoch < state.steps_per_epoch and should_stop():
                     state.status = "stopped"
                     return state
                 last_tick = time.perf_counter()

@@ -183,14 +183,19 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, resume_from: Path | None 
         stop.install()
     state = None
     try:
-        state, train_batches, val_batches = prepare(cfg, run_dir, resume=resume_from is not None)
+        from paddle.utils import unique_name
+
         from seghw.train.loop import Diverged, fit
 
-        try:
-            fit(state, train_batches, val_batches, observers(state, cfg), distributed.AgreedStop(stop))
-        except Diverged as exc:
-            print(f"seghw: training diverged: {exc}", file=sys.stderr)
-            return EXIT_DIVERGED
+        # Parameter and optimizer-state names key the checkpoint: a fresh name space gives them the
+        # names of a fresh process, so a run started in a process that trained before still resumes.
+        with unique_name.guard():
+            state, train_batches, val_batches = prepare(cfg, run_dir, resume=resume_from is not None)
+            try:
+                fit(state, train_batches, val_batches, observers(state, cfg), distributed.AgreedStop(stop))
+            except Diverged as exc:
+                print(f"seghw: training diverged: {exc}", file=sys.stderr)
+                return EXIT_DIVERGED
     except UserError as exc:
         _record_failure(run_dir, cfg, state, exc)
         print(f"seghw: error: {exc}", file=sys.stderr)
