@@ -1113,8 +1113,9 @@ def time_sinks(b: Bench) -> list[str]:
                "training thread (the profiled epoch includes tracing the static graph)" if pr else "")
         out.append(f"Observers: img/s on ÷ off = {spread}{own}. Their work is mostly per epoch (checkpoint, "
                    "histograms, two PNG image grids), so its share falls as epochs get longer than these benchmark "
-                   "epochs; the rest runs beside the training thread (VisualDL's writer, the graph exporter), "
-                   "about 1 % each ([performance.md](performance.md), *Where the observer cost sits*).")
+                   "epochs; the rest runs beside the training thread: VisualDL's writer, and the graph exporter the "
+                   "first time a model shape runs (the warm-up here; later runs copy the graph from the cache) "
+                   "([performance.md](performance.md), *Where the observer cost sits*).")
         if pr:
             cpu = pr["threads"]
             others = {k: v for k, v in cpu.items() if k not in ("MainThread",) and not k.startswith("native")}

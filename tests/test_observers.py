@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from seghw import checkpoint
 from seghw.config import build_config
-from seghw.graph_export import start_export
+from seghw.graph_export import cached_graph_file, start_export
 from seghw.train.observers.checkpointer import Checkpointer
 from seghw.train.observers.visualdl_logger import VisualDLLogger
 from seghw.train.runner import build
@@ -97,3 +98,33 @@ def test_the_graph_exporter_runs_below_the_trainer_priority(tmp_path):
         proc.wait(120)
     assert proc.returncode == 0
     assert list(tmp_path.glob("vdlgraph.*.log"))
+
+
+def test_a_model_graph_is_exported_once_then_copied_from_the_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
+    cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False)
+    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size)
+
+    def start_run(name: str):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        state = build(cfg, run_dir, "cpu", steps_per_epoch=4)
+        vdl = VisualDLLogger(run_dir, log_every_steps=1)
+        vdl.on_train_start(state)
+        return run_dir, state, vdl
+
+    first, state, vdl = start_run("logs_11271602")
+    vdl.on_train_end(state)  # waits for the exporter
+    exported = cached.stat()
+    second, state, vdl = start_run("logs_11271603")
+    copied = list(second.glob("vdlgraph.*.log"))  # there before any exporter could have finished
+    vdl.on_train_end(state)
+    assert len(copied) == 1
+    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == (exported.st_ino, exported.st_mtime_ns)
+    graph = copied[0].read_bytes()
+    assert graph == next(first.glob("vdlgraph.*.log")).read_bytes() == cached.read_bytes()
+    assert {"conv2d", "sigmoid", "pixel_shuffle"} <= {n["type"] for n in json.loads(graph)["nodes"]}
+    # Another shape is another graph.
+    assert cached_graph_file(cache, cfg.base_channels, cfg.depth, 64) != cached
+    assert cached_graph_file(cache, cfg.base_channels, cfg.depth + 1, cfg.image_size) != cached

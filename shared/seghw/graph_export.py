@@ -4,11 +4,15 @@ VisualDL's ``LogWriter.add_graph`` converts the live model with ``paddle.jit.to_
 Paddle's legacy program format, which Paddle 3 no longer produces by default. This builds the same
 model in a legacy static program instead, in a process of its own (``FLAGS_enable_pir_api=0`` must
 be set before Paddle is imported), so the training process and its model are never touched.
+
+The graph depends only on the model's source, its shape and the versions of Paddle and VisualDL, so
+it is cached under that key: a later run of the same model copies it instead of exporting again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -19,11 +23,42 @@ from pathlib import Path
 GRAPH_GLOB = "vdlgraph.*.log"
 
 
-def start_export(run_dir: Path, base_channels: int, depth: int, image_size: int) -> subprocess.Popen:
-    """Export in the background; the caller may wait for it or not."""
+def cached_graph_file(cache: Path, base_channels: int, depth: int, image_size: int) -> Path:
+    import paddle
+    import visualdl
+
+    import seghw.model
+
+    key = hashlib.sha256()
+    for source in (seghw.model.__file__, __file__):
+        key.update(Path(source).read_bytes())
+    key.update(f"{paddle.__version__}|{visualdl.__version__}|{base_channels}|{depth}|{image_size}".encode())
+    return Path(cache) / "graphs" / f"{key.hexdigest()[:24]}.json"
+
+
+def _graph_log(run_dir: Path) -> Path:
+    return Path(run_dir) / f"vdlgraph.{int(time.time()):010d}.log"
+
+
+def copy_cached_graph(run_dir: Path, cached: Path) -> Path | None:
+    """The run's graph file from the cache; None if this model was never exported."""
+    from seghw.atomic import write_bytes_atomic
+
+    try:
+        graph = cached.read_bytes()
+    except FileNotFoundError:
+        return None
+    return write_bytes_atomic(_graph_log(run_dir), graph)
+
+
+def start_export(run_dir: Path, base_channels: int, depth: int, image_size: int,
+                 cache_file: Path | None = None) -> subprocess.Popen:
+    """Export in the background (and into ``cache_file``); the caller may wait for it or not."""
     env = dict(os.environ, FLAGS_enable_pir_api="0", GLOG_minloglevel="2", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "seghw.graph_export", "--out", str(run_dir), "--base-channels",
            str(base_channels), "--depth", str(depth), "--image-size", str(image_size)]
+    if cache_file is not None:
+        cmd += ["--cache-file", str(cache_file)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -45,7 +80,7 @@ def _legacy_functional(paddle):
     return LegacyF
 
 
-def export_graph(out: Path, base_channels: int, depth: int, image_size: int) -> Path:
+def export_graph(out: Path, base_channels: int, depth: int, image_size: int, cache_file: Path | None = None) -> Path:
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -65,8 +100,11 @@ def export_graph(out: Path, base_channels: int, depth: int, image_size: int) -> 
         model._full_name = f"{type(model).__name__}[model]"
         create_opname_scope(model)
         model(paddle.static.data("image", [1, 3, image_size, image_size], "float32"))
-    graph = json.dumps(analyse_model(main.desc.serialize_to_string()))
-    return write_bytes_atomic(Path(out) / f"vdlgraph.{int(time.time()):010d}.log", graph.encode("utf-8"))
+    graph = json.dumps(analyse_model(main.desc.serialize_to_string())).encode("utf-8")
+    if cache_file is not None:
+        Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(Path(cache_file), graph)
+    return write_bytes_atomic(_graph_log(out), graph)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,12 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-channels", type=int, required=True)
     parser.add_argument("--depth", type=int, required=True)
     parser.add_argument("--image-size", type=int, required=True)
+    parser.add_argument("--cache-file", type=Path, help="also write the graph here, for later runs")
     args = parser.parse_args(argv)
     if os.environ.get("FLAGS_enable_pir_api") != "0":
         parser.error("set FLAGS_enable_pir_api=0 (use start_export)")
     # A background helper of the trainer: on a busy machine the training step gets the core first.
     os.nice(10)
-    export_graph(args.out, args.base_channels, args.depth, args.image_size)
+    export_graph(args.out, args.base_channels, args.depth, args.image_size, args.cache_file)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Where runs live: the log root and the run folders inside it."""
+"""Where runs live: the log root, the run folders inside it, and the cache beside them."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ DEFAULT_LOG_ROOT = "./models"
 def log_root(explicit: str | os.PathLike | None = None) -> Path:
     """``--log-root``, else ``SEGHW_LOG_ROOT``, else ``./models``."""
     return Path(explicit or os.environ.get("SEGHW_LOG_ROOT") or DEFAULT_LOG_ROOT)
+
+
+def cache_dir(root: str | os.PathLike) -> Path:
+    """``SEGHW_CACHE_DIR``, else ``<root>/.cache``: synthetic datasets and exported model graphs."""
+    return Path(os.environ.get("SEGHW_CACHE_DIR") or Path(root) / ".cache")
 
 
 def new_run_dir(root: str | os.PathLike, now: float | None = None) -> Path:

@@ -4,7 +4,6 @@ and turns the way it ended into an exit code."""
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import signal
 import sys
@@ -60,8 +59,8 @@ def prepare_data(cfg: TrainConfig, root: Path):
     from seghw.data.synth import cached_dataset
 
     if cfg.synthetic:
-        cache = Path(os.environ.get("SEGHW_CACHE_DIR") or root / ".cache")
-        data_dir = cached_dataset(cache, cfg.synthetic, cfg.synthetic_size or cfg.image_size, cfg.synthetic_seed)
+        data_dir = cached_dataset(paths.cache_dir(root), cfg.synthetic, cfg.synthetic_size or cfg.image_size,
+                                  cfg.synthetic_seed)
     elif cfg.data:
         data_dir = Path(cfg.data)
     else:

@@ -140,10 +140,14 @@ class VisualDLLogger(Callback):
 
     def _add_graph(self, state: RunState) -> None:
         """The Graphs tab (exported by a separate process) and the layer tree as text."""
-        from seghw.graph_export import start_export
+        from seghw import paths
+        from seghw.graph_export import cached_graph_file, copy_cached_graph, start_export
 
         cfg = state.config
-        self._graph_export = start_export(self.run_dir, cfg.base_channels, cfg.depth, cfg.image_size)
+        cached = cached_graph_file(paths.cache_dir(paths.log_root(cfg.log_root)), cfg.base_channels, cfg.depth,
+                                   cfg.image_size)
+        if copy_cached_graph(self.run_dir, cached) is None:
+            self._graph_export = start_export(self.run_dir, cfg.base_channels, cfg.depth, cfg.image_size, cached)
         text = model_summary(state.model, cfg.image_size)
         self._submit(lambda: self.writer.add_text("Model/Graph", text, 0))
 
