@@ -233,7 +233,7 @@ def section_train(b: Bench) -> None:
     for key in ("train64", "train128"):
         s = b.results[key]
         b.say(f"  {s['label']}: on {s['on']['wall_rate']:.1f} img/s, off {s['off']['wall_rate']:.1f} img/s, "
-              f"ratio {s['ratio']:.3f}; utilization {pct(s['off']['utilization'])}")
+              f"ratio {s['ratio']:.4f}; utilization {pct(s['off']['utilization'])}")
 
 
 # ---------------------------------------------------------------------------------------- threads
@@ -851,7 +851,7 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
             lines.append(f"| training {t['label']}, FLOP/s ÷ matmul ceiling (observers off) | {pct(u)} "
                          f"({t['off']['wall_rate']:.1f} img/s; {t['on']['wall_rate']:.1f} with observers) | "
                          f"{GOALS['utilization'][0]} | {verdict('utilization', u)} |")
-        lines.append(f"| observer cost, cpu-demo img/s on ÷ off | {t64['ratio']:.3f} | "
+        lines.append(f"| observer cost, cpu-demo img/s on ÷ off | {t64['ratio']:.4f} | "
                      f"{GOALS['observer_ratio'][0]} | {verdict('observer_ratio', t64['ratio'])} |")
         waits = t64["on"]["data_wait"] + t64["off"]["data_wait"]
         lines.append(f"| data wait, share of step time (cpu-demo, worst epoch) | {pct(max(waits))} | "
@@ -909,7 +909,7 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
         for t in (t64, t128):
             lines.append("")
             lines.append(f"- {t['label']}: forward {t['forward_flops'] / 1e9:.3f} GFLOP per image; observer ratio "
-                         f"on ÷ off **{t['ratio']:.3f}** (median of the rounds' ratios: "
+                         f"on ÷ off **{t['ratio']:.4f}** (median of the rounds' ratios: "
                          f"{', '.join(f'{x:.3f}' for x in t['ratios'])}); "
                          f"wall img/s per round: on {rates(t['runs'][True])}; off {rates(t['runs'][False])}.")
         if "kernels" in r:
@@ -1107,7 +1107,7 @@ def time_sinks(b: Bench) -> list[str]:
                    f" of the ceiling with the fast engine; the forward passes are {pct(p['model_share'])} of the "
                    f"{p['seconds']:.1f} s. `seghw infer` took {p['cli_seconds']:.1f} s end to end.")
     if t64 and t128:
-        spread = ", ".join(f"{t['label']} {t['ratio']:.3f} (rounds {min(t['ratios']):.3f}–{max(t['ratios']):.3f})"
+        spread = ", ".join(f"{t['label']} {t['ratio']:.4f} (rounds {min(t['ratios']):.3f}–{max(t['ratios']):.3f})"
                            for t in (t64, t128))
         own = (f". In the profile the observers' own calls take {pct(pr['observer_time'] / pr['fit_time'])} of the "
                "training thread (the profiled epoch includes tracing the static graph)" if pr else "")
@@ -1148,7 +1148,7 @@ def main() -> int:
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)} (prints only)")
     parser.add_argument("--out", type=Path, help=f"where to write the report (default {DOC.relative_to(ROOT)})")
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, cpu-demo 64 px")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds, cpu-demo 64 px")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training round")
     parser.add_argument("--synthetic", type=int, default=128, help="synthetic pairs, cpu-demo 64 px")
     parser.add_argument("--rounds-128", type=int, default=3, help="alternating rounds, 128 px")
