@@ -101,10 +101,11 @@ def export_graph(out: Path, base_channels: int, depth: int, image_size: int, cac
         create_opname_scope(model)
         model(paddle.static.data("image", [1, 3, image_size, image_size], "float32"))
     graph = json.dumps(analyse_model(main.desc.serialize_to_string())).encode("utf-8")
+    # The run's own file first: an unwritable cache costs later runs an export, not this run its graph.
+    path = write_bytes_atomic(_graph_log(out), graph)
     if cache_file is not None:
-        Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(Path(cache_file), graph)
-    return write_bytes_atomic(_graph_log(out), graph)
+        write_bytes_atomic(cache_file, graph)  # creates the cache folder
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
