@@ -128,3 +128,22 @@ def test_a_model_graph_is_exported_once_then_copied_from_the_cache(tmp_path, mon
     # Another shape is another graph.
     assert cached_graph_file(cache, cfg.base_channels, cfg.depth, 64) != cached
     assert cached_graph_file(cache, cfg.base_channels, cfg.depth + 1, cfg.image_size) != cached
+
+
+def test_an_unusable_cache_entry_costs_an_export_not_the_graph(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
+    cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False)
+    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size)
+    cached.mkdir(parents=True)  # neither readable nor replaceable as a file
+    run_dir = tmp_path / "logs_11271604"
+    run_dir.mkdir()
+    state = build(cfg, run_dir, "cpu", steps_per_epoch=4)
+    vdl = VisualDLLogger(run_dir, log_every_steps=1)
+    vdl.on_train_start(state)
+    vdl.on_train_end(state)  # waits for the exporter
+    graphs = list(run_dir.glob("vdlgraph.*.log"))
+    assert len(graphs) == 1
+    assert "conv2d" in {n["type"] for n in json.loads(graphs[0].read_bytes())["nodes"]}
+    assert "model graph not written" not in capsys.readouterr().out
+    assert cached.is_dir()

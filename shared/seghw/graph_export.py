@@ -41,12 +41,13 @@ def _graph_log(run_dir: Path) -> Path:
 
 
 def copy_cached_graph(run_dir: Path, cached: Path) -> Path | None:
-    """The run's graph file from the cache; None if this model was never exported."""
+    """The run's graph file from the cache; None if this model was never exported, or if its cache
+    entry cannot be read (the caller exports again: the cache only saves time)."""
     from seghw.atomic import write_bytes_atomic
 
     try:
         graph = cached.read_bytes()
-    except FileNotFoundError:
+    except OSError:
         return None
     return write_bytes_atomic(_graph_log(run_dir), graph)
 
@@ -104,7 +105,10 @@ def export_graph(out: Path, base_channels: int, depth: int, image_size: int, cac
     # The run's own file first: an unwritable cache costs later runs an export, not this run its graph.
     path = write_bytes_atomic(_graph_log(out), graph)
     if cache_file is not None:
-        write_bytes_atomic(cache_file, graph)  # creates the cache folder
+        try:
+            write_bytes_atomic(cache_file, graph)  # creates the cache folder
+        except OSError as exc:
+            print(f"note: graph cache not written ({exc})", file=sys.stderr)
     return path
 
 
