@@ -44,11 +44,10 @@ def test_a_value_the_user_set_wins_even_empty(tmp_path, monkeypatch):
 
 
 _CONV = """
-import json, sys
+import json, os, sys
 import numpy as np
 from seghw.device import import_paddle
 paddle = import_paddle()
-import os
 rng = np.random.default_rng(0)
 x = paddle.to_tensor(rng.standard_normal((4, 16, 24, 24)).astype("float32"), stop_gradient=False)
 w = paddle.to_tensor(rng.standard_normal((24, 16, 3, 3)).astype("float32"), stop_gradient=False)

@@ -22,7 +22,6 @@ def set_cpu_threads(threads: int | None) -> int:
     # numpy's OpenBLAS falls back to OMP_NUM_THREADS; it computes metrics and the FLOP ceiling,
     # which must stay the whole machine's.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(os.cpu_count() or 1))
-    select_mkl_code_path()
     return n
 
 
@@ -38,17 +37,12 @@ def mkl_cpu_type(cpuinfo: str) -> str | None:
     96 with the AVX2 path, and a cpu-demo training step 1.5× faster (docs/performance.md). Intel CPUs
     get their best path without help. ``cpuinfo`` is the text of /proc/cpuinfo.
     """
-    vendor, flags = None, set()
+    first: dict[str, str] = {}  # every core repeats the fields; the first core's are enough
     for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "vendor_id" and vendor is None:
-            vendor = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-        if vendor is not None and flags:
-            break
-    if vendor == "AuthenticAMD" and {"avx2", "fma"} <= flags:
+        key, sep, value = line.partition(":")
+        if sep:
+            first.setdefault(key.strip(), value.strip())
+    if first.get("vendor_id") == "AuthenticAMD" and {"avx2", "fma"} <= set(first.get("flags", "").split()):
         return MKL_AVX2
     return None
 
@@ -83,7 +77,8 @@ def select_device(requested: str) -> str:
 
 
 def import_paddle(threads: int | None = None):
-    """Import Paddle with all CPU cores and without its import-time chatter on stderr.
+    """Import Paddle with its CPU threads and MKL code path set, and without its import-time chatter
+    on stderr.
 
     Paddle prints a multi-line OMP_NUM_THREADS warning and a ccache note at import, and warns on
     every BatchNorm call in training; none of it is actionable for users of this stack.
@@ -93,6 +88,7 @@ def import_paddle(threads: int | None = None):
     import warnings
 
     set_cpu_threads(threads)
+    select_mkl_code_path()
     os.environ.setdefault("GLOG_minloglevel", "2")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"paddle(\..*)?")
     with contextlib.redirect_stderr(io.StringIO()):
