@@ -170,14 +170,15 @@ def bench_config(b: Bench, key: str, label: str, rounds: int, overrides: dict[st
             peak = machine_peak_gflops()
             cfg = demo_config(obs, b.runs_root if obs else b.tmp / "runs_off", **overrides)
             res = train_once(cfg, b.runs_root if obs else b.tmp / "runs_off")
-            flops = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size)
+            flops = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
             res.update(peak=peak, gflops=res["step_rate"] * flops / 1e9)
             res["utilization"] = res["gflops"] / peak
             runs[obs].append(res)
             b.say(f"  {label} round {r + 1}: observers {'on ' if obs else 'off'} {res['wall_rate']:6.1f} img/s "
                   f"(steps {res['step_rate']:.1f} img/s, {res['gflops']:.1f} GFLOP/s of {peak:.0f}, "
                   f"data wait {pct(max(res['data_wait'] or [float('nan')]))})")
-    summary = {"label": label, "runs": runs, "forward_flops": model_flops(cfg.base_channels, cfg.depth, cfg.image_size),
+    summary = {"label": label, "runs": runs, "forward_flops": model_flops(cfg.base_channels, cfg.depth, cfg.image_size,
+                                                                            cfg.patch_stem),
                "image_size": cfg.image_size,
                "batch_size": cfg.batch_size, "steps_per_epoch": runs[True][0]["steps_per_epoch"]}
     for obs, name in ((True, "on"), (False, "off")):
@@ -434,7 +435,7 @@ def tiny_run(b: Bench) -> Path:
 def section_page(b: Bench) -> None:
     import paddle
 
-    from seghw.config import PRESETS
+    from seghw.config import build_config
     from seghw.data.synth import generate_pair
     from seghw.evaluate import _save_png
     from seghw.flops import machine_peak_gflops, model_flops
@@ -442,14 +443,14 @@ def section_page(b: Bench) -> None:
     from seghw.model import build_model
     from seghw.tiling import count_windows, tile_predict
 
-    demo = PRESETS["cpu-demo"]
+    demo = build_config("cpu-demo")
     t0 = time.perf_counter()
     image, _gt, _mask = generate_pair(20240, PAGE_HW)
     gen_seconds = time.perf_counter() - t0
     paddle.seed(0)
-    model = build_model(demo["base_channels"], demo["depth"])
-    windows = count_windows(*PAGE_HW, window=PAGE_WINDOW, overlap=PAGE_OVERLAP, multiple=2 ** demo["depth"])
-    flops = windows * model_flops(demo["base_channels"], demo["depth"], PAGE_WINDOW)
+    model = build_model(demo.base_channels, demo.depth, demo.patch_stem)
+    windows = count_windows(*PAGE_HW, window=PAGE_WINDOW, overlap=PAGE_OVERLAP, multiple=demo.stride)
+    flops = windows * model_flops(demo.base_channels, demo.depth, PAGE_WINDOW, demo.patch_stem)
     engines = {}
     # The same predict functions as ``seghw infer --engine fast|eager``, alternating so both see the same load.
     predictors = {"fast": make_predictor(model, "cpu", engine="fast"), "eager": make_predictor(model, "cpu", "eager")}
@@ -465,7 +466,7 @@ def section_page(b: Bench) -> None:
 
             peak = machine_peak_gflops()
             t0 = time.perf_counter()
-            tile_predict(image, timed, window=PAGE_WINDOW, overlap=PAGE_OVERLAP, multiple=2 ** demo["depth"])
+            tile_predict(image, timed, window=PAGE_WINDOW, overlap=PAGE_OVERLAP, multiple=demo.stride)
             seconds = time.perf_counter() - t0
             e = engines.setdefault(engine, {"times": [], "peaks": [], "model_share": []})
             e["times"].append(seconds)
@@ -1176,7 +1177,7 @@ def main() -> int:
     parser.add_argument("--status-runs", type=int, default=15, help="`seghw status --json` invocations")
     parser.add_argument("--fresh-trials", type=int, default=5, help="freshness trials")
     parser.add_argument("--quality-minutes", type=float, default=10.0, help="cpu-demo training time for quality")
-    parser.add_argument("--quality-synthetic", type=int, default=512, help="synthetic pairs for the quality run")
+    parser.add_argument("--quality-synthetic", type=int, default=2048, help="synthetic pairs for the quality run")
     args = parser.parse_args()
     if args.quick:
         defaults = {a.dest: a.default for a in parser._actions}

@@ -29,6 +29,26 @@ def test_tiny_model_by_hand():
     assert train_step_flops(4, 1, 16) == 3 * 837_632
 
 
+def test_tiny_patch_stem_model_by_hand():
+    # build_model(4, 2, patch_stem=True): the levels below full resolution, widths [8, 16] at 8x8 and
+    # 4x4; decoders: image at width 8, mask at 4; heads predict 2x2 patches (4 values per channel).
+    hw8, hw4 = 8 * 8, 4 * 4
+    by_hand = [
+        2 * 4 * 3 * 8 * hw8,  # stem: 2x2 stride-2 conv 3 -> 8
+        2 * 9 * 8 * 8 * hw8,  # stem conv 8 -> 8
+        2 * 9 * 8 * 16 * hw4,  # down: stride-2 conv 8 -> 16, 4x4 output
+        2 * 9 * 16 * 16 * hw4,  # down: conv 16 -> 16
+        2 * 9 * (16 + 8) * 8 * hw8,  # image decoder: upsampled 16 + skip 8 -> 8
+        2 * 9 * 8 * 8 * hw8,
+        2 * 1 * 8 * 12 * hw8,  # image head 1x1, 8 -> 3 x 4
+        2 * 9 * (16 + 8) * 4 * hw8,  # mask decoder at half width
+        2 * 9 * 4 * 4 * hw8,
+        2 * 1 * 4 * 4 * hw8,  # mask head 1x1, 4 -> 1 x 4
+    ]
+    assert model_flops(4, 2, 16, patch_stem=True) == sum(by_hand) == 634_880
+    assert train_step_flops(4, 2, 16, patch_stem=True) == 3 * sum(by_hand)
+
+
 def test_scaling_and_bad_sizes():
     assert conv_flops(3, 2, 5, 7, 11) == 2 * 9 * 2 * 5 * 7 * 11
     # Every layer's cost is proportional to the pixel count.
@@ -61,18 +81,22 @@ def _measured_conv_flops(model, height: int, width: int) -> tuple[int, int]:
     return sum(seen), len(handles)
 
 
-@pytest.mark.parametrize(("base", "depth", "height", "width"), [(4, 1, 16, 16), (12, 3, 64, 48), (8, 2, 32, 32)])
-def test_matches_the_real_model(base, depth, height, width):
+@pytest.mark.parametrize(("base", "depth", "height", "width", "patch_stem"), [
+    (4, 1, 16, 16, False), (12, 3, 64, 48, False), (8, 2, 32, 32, False),
+    (4, 1, 16, 16, True), (16, 3, 64, 48, True), (8, 2, 32, 24, True),
+])
+def test_matches_the_real_model(base, depth, height, width, patch_stem):
     from seghw.device import import_paddle
 
     import_paddle()
     from seghw.model import build_model
 
-    model = build_model(base, depth)
+    model = build_model(base, depth, patch_stem)
     measured, convs = _measured_conv_flops(model, height, width)
-    # stem 2 + 2 per down stage + per decoder (2 per stage + head)
-    assert convs == 2 + 2 * depth + 2 * (2 * depth + 1)
-    assert model_flops(base, depth, (height, width)) == measured
+    # stem 2 + 2 per down stage + per decoder (2 per stage + head); the patch stem is the first stage
+    stages = depth - 1 if patch_stem else depth
+    assert convs == 2 + 2 * stages + 2 * (2 * stages + 1)
+    assert model_flops(base, depth, (height, width), patch_stem) == measured
 
 
 def test_machine_peak_is_a_rate():

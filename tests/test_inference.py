@@ -13,11 +13,11 @@ from seghw.inference import make_predictor  # noqa: E402
 from seghw.model import build_model, paper_estimate, upsample2x  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def scrambled_model():
+@pytest.fixture(scope="module", params=[False, True], ids=["full-resolution stem", "patch stem"])
+def scrambled_model(request):
     """Random weights everywhere (a fresh model is the identity, which would hide export errors)."""
     paddle.seed(3)
-    model = build_model(8, 2)
+    model = build_model(8, 2, patch_stem=request.param)
     for p in model.parameters():
         p.set_value(paddle.randn(p.shape) * 0.3)
     return model

@@ -104,7 +104,7 @@ def test_a_model_graph_is_exported_once_then_copied_from_the_cache(tmp_path, mon
     cache = tmp_path / "cache"
     monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
     cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False)
-    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size)
+    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
 
     def start_run(name: str):
         run_dir = tmp_path / name
@@ -128,13 +128,14 @@ def test_a_model_graph_is_exported_once_then_copied_from_the_cache(tmp_path, mon
     # Another shape is another graph.
     assert cached_graph_file(cache, cfg.base_channels, cfg.depth, 64) != cached
     assert cached_graph_file(cache, cfg.base_channels, cfg.depth + 1, cfg.image_size) != cached
+    assert cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size, not cfg.patch_stem) != cached
 
 
 def test_an_unusable_cache_entry_costs_an_export_not_the_graph(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
     cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False)
-    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size)
+    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
     cached.mkdir(parents=True)  # neither readable nor replaceable as a file
     run_dir = tmp_path / "logs_11271604"
     run_dir.mkdir()

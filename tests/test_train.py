@@ -143,6 +143,42 @@ def test_fast_inference_computes_what_the_training_model_computes(two_epoch_run,
         assert np.abs(fast - eager).max() <= 1  # rounding of float differences only
 
 
+def _saved_before_the_patch_stem(run_dir: Path) -> None:
+    """Make a run's checkpoints what such a run left behind: configs without the setting."""
+    from seghw.device import import_paddle
+
+    paddle = import_paddle()
+    for ckpt in (run_dir / "checkpoints").glob("*.pdckpt"):
+        payload = paddle.load(str(ckpt))
+        payload["config"].pop("patch_stem", None)
+        paddle.save(payload, str(ckpt))
+
+
+def test_a_run_saved_before_the_patch_stem_existed_resumes_and_infers_with_its_model(tmp_path, cache):
+    # The cpu-demo preset now turns the patch stem on; such a run was trained without it.
+    root = tmp_path / "models"
+    full_res = tmp_path / "full_res.json"
+    full_res.write_text(json.dumps({"patch_stem": False}))
+    run_seghw(["train", *TINY, "--epochs", "1", "--log-root", str(root), "--config", str(full_res)], cache,
+              check=True)
+    run_dir = only_run(root)
+    parameters = read_stats(run_dir)["total_parameters"]
+    _saved_before_the_patch_stem(run_dir)
+    resumed = run_seghw(["train", "--resume", str(run_dir), "--epochs", "2", "--log-root", str(root)], cache,
+                        check=True)
+    assert "resumed at epoch 1" in resumed.stdout
+    stats = read_stats(run_dir)
+    assert stats["status"] == "finished" and stats["config"]["patch_stem"] is False
+    assert stats["total_parameters"] == parameters
+    data = tmp_path / "pages"
+    run_seghw(["synth", "--out", str(data), "--count", "1", "--size", "48", "--seed", "5"], cache, check=True)
+    _saved_before_the_patch_stem(run_dir)
+    run_seghw(["infer", "--checkpoint", str(run_dir / "checkpoints" / "best.pdckpt"), "--input",
+               str(data / "images"), "--output", str(tmp_path / "clean"), "--window", "32", "--overlap", "8"],
+              cache, check=True)
+    assert (tmp_path / "clean" / "syn_000000.png").is_file()
+
+
 def test_an_unknown_inference_engine_is_named(two_epoch_run, cache, tmp_path):
     run_dir, _ = two_epoch_run
     proc = run_seghw(["infer", "--checkpoint", str(run_dir), "--input", str(tmp_path), "--output", str(tmp_path / "o"),

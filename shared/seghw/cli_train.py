@@ -110,17 +110,18 @@ def _launch(cfg, gpus: str | None, nproc: int | None, run_dir: Path | None) -> N
 def _saved_config(run_dir: Path) -> dict:
     """The config a run was started with: from its checkpoint, else from its stats file."""
     from seghw import checkpoint, stats
+    from seghw.config import complete_saved_config
 
     ckpt = checkpoint.latest_checkpoint(run_dir)
     if ckpt is not None:
-        return dict(checkpoint.load(ckpt)["config"])
+        return complete_saved_config(checkpoint.load(ckpt)["config"])
     try:
         saved = stats.read_stats(run_dir).get("config") or {}
     except (OSError, ValueError):
         saved = {}
     if "argv" in saved or not saved:
         raise UserError(f"{run_dir} has no checkpoint and no saved config to resume from")
-    return saved
+    return complete_saved_config(saved)
 
 
 def synth(

@@ -28,41 +28,49 @@ def _hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int]) -> int:
-    """Forward FLOPs of ``seghw.model.build_model(base_channels, depth)`` for one image.
+def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int], patch_stem: bool = False) -> int:
+    """Forward FLOPs of ``seghw.model.build_model(base_channels, depth, patch_stem)`` for one image.
 
     ``image_size`` is a side or ``(height, width)``, each a multiple of ``2 ** depth``. The layer
     plan mirrors ``EraseNetLite``: a two-conv stem, ``depth`` downsampling stages (a stride-2 conv,
     then a conv), and two decoders (image at full width, mask at half width, at least 4 channels)
     whose stages concatenate the upsampled input with the encoder's skip, followed by a 1x1 head.
+    With ``patch_stem`` the full-resolution level is gone: a 2x2 stride-2 conv and a conv at half
+    resolution stand for the stem and the first stage, and the heads predict 2x2 patches.
     """
     h, w = _hw(image_size)
     stride = 2**depth
     if h % stride or w % stride:
         raise ValueError(f"image size {h}x{w} is not a multiple of the model stride {stride} (depth {depth})")
     widths = [base_channels * 2**i for i in range(depth + 1)]
+    top = 1 if patch_stem else 0  # the level the stem's output is at
+    patch_pixels = 4 if patch_stem else 1
 
     def at(level: int) -> tuple[int, int]:
         return h // 2**level, w // 2**level
 
-    total = conv_flops(3, 3, widths[0], *at(0)) + conv_flops(3, widths[0], widths[0], *at(0))
-    for i in range(depth):
+    if patch_stem:
+        total = conv_flops(2, 3, widths[1], *at(1)) + conv_flops(3, widths[1], widths[1], *at(1))
+    else:
+        total = conv_flops(3, 3, widths[0], *at(0)) + conv_flops(3, widths[0], widths[0], *at(0))
+    for i in range(top, depth):
         total += conv_flops(3, widths[i], widths[i + 1], *at(i + 1))
         total += conv_flops(3, widths[i + 1], widths[i + 1], *at(i + 1))
     for out_channels, scale in ((3, 1.0), (1, 0.5)):
         dec = [max(4, int(wd * scale)) for wd in widths]
         cin = widths[-1]
-        for level in range(depth - 1, -1, -1):
+        for level in range(depth - 1, top - 1, -1):
             total += conv_flops(3, cin + widths[level], dec[level], *at(level))
             total += conv_flops(3, dec[level], dec[level], *at(level))
             cin = dec[level]
-        total += conv_flops(1, cin, out_channels, *at(0))
+        total += conv_flops(1, cin, out_channels * patch_pixels, *at(top))
     return total
 
 
-def train_step_flops(base_channels: int, depth: int, image_size: int | tuple[int, int]) -> int:
+def train_step_flops(base_channels: int, depth: int, image_size: int | tuple[int, int],
+                     patch_stem: bool = False) -> int:
     """Approximate FLOPs of one training step per image (forward and backward)."""
-    return TRAIN_STEP_FACTOR * model_flops(base_channels, depth, image_size)
+    return TRAIN_STEP_FACTOR * model_flops(base_channels, depth, image_size, patch_stem)
 
 
 PEAK_ENV = "SEGHW_PEAK_GFLOPS"

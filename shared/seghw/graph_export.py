@@ -23,7 +23,7 @@ from pathlib import Path
 GRAPH_GLOB = "vdlgraph.*.log"
 
 
-def cached_graph_file(cache: Path, base_channels: int, depth: int, image_size: int) -> Path:
+def cached_graph_file(cache: Path, base_channels: int, depth: int, image_size: int, patch_stem: bool = False) -> Path:
     import paddle
     import visualdl
 
@@ -32,7 +32,7 @@ def cached_graph_file(cache: Path, base_channels: int, depth: int, image_size: i
     key = hashlib.sha256()
     for source in (seghw.model.__file__, __file__):
         key.update(Path(source).read_bytes())
-    key.update(f"{paddle.__version__}|{visualdl.__version__}|{base_channels}|{depth}|{image_size}".encode())
+    key.update(f"{paddle.__version__}|{visualdl.__version__}|{base_channels}|{depth}|{image_size}|{patch_stem}".encode())
     return Path(cache) / "graphs" / f"{key.hexdigest()[:24]}.json"
 
 
@@ -52,12 +52,14 @@ def copy_cached_graph(run_dir: Path, cached: Path) -> Path | None:
     return write_bytes_atomic(_graph_log(run_dir), graph)
 
 
-def start_export(run_dir: Path, base_channels: int, depth: int, image_size: int,
+def start_export(run_dir: Path, base_channels: int, depth: int, image_size: int, patch_stem: bool = False,
                  cache_file: Path | None = None) -> subprocess.Popen:
     """Export in the background (and into ``cache_file``); the caller may wait for it or not."""
     env = dict(os.environ, FLAGS_enable_pir_api="0", GLOG_minloglevel="2", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "seghw.graph_export", "--out", str(run_dir), "--base-channels",
            str(base_channels), "--depth", str(depth), "--image-size", str(image_size)]
+    if patch_stem:
+        cmd.append("--patch-stem")
     if cache_file is not None:
         cmd += ["--cache-file", str(cache_file)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -81,7 +83,8 @@ def _legacy_functional(paddle):
     return LegacyF
 
 
-def export_graph(out: Path, base_channels: int, depth: int, image_size: int, cache_file: Path | None = None) -> Path:
+def export_graph(out: Path, base_channels: int, depth: int, image_size: int, patch_stem: bool = False,
+                 cache_file: Path | None = None) -> Path:
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -96,7 +99,7 @@ def export_graph(out: Path, base_channels: int, depth: int, image_size: int, cac
     model_module.F = _legacy_functional(paddle)
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.static.program_guard(main, startup):
-        model = model_module.build_model(base_channels, depth)
+        model = model_module.build_model(base_channels, depth, patch_stem)
         # The naming VisualDL's add_graph gives layers, so the tab groups them the same way.
         model._full_name = f"{type(model).__name__}[model]"
         create_opname_scope(model)
@@ -118,13 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-channels", type=int, required=True)
     parser.add_argument("--depth", type=int, required=True)
     parser.add_argument("--image-size", type=int, required=True)
+    parser.add_argument("--patch-stem", action="store_true")
     parser.add_argument("--cache-file", type=Path, help="also write the graph here, for later runs")
     args = parser.parse_args(argv)
     if os.environ.get("FLAGS_enable_pir_api") != "0":
         parser.error("set FLAGS_enable_pir_api=0 (use start_export)")
     # A background helper of the trainer: on a busy machine the training step gets the core first.
     os.nice(10)
-    export_graph(args.out, args.base_channels, args.depth, args.image_size, args.cache_file)
+    export_graph(args.out, args.base_channels, args.depth, args.image_size, args.patch_stem, args.cache_file)
     return 0
 
 

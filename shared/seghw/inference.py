@@ -116,12 +116,13 @@ def load_checkpoint_predictor(
     import_paddle(inference_threads(threads))
 
     from seghw import checkpoint
+    from seghw.config import complete_saved_config
     from seghw.device import select_device
     from seghw.model import build_model
 
     payload = checkpoint.load(checkpoint_path)
-    cfg = payload["config"]
+    cfg = complete_saved_config(payload["config"])
     device = select_device("auto")
-    model = build_model(cfg["base_channels"], cfg["depth"])
+    model = build_model(cfg["base_channels"], cfg["depth"], cfg["patch_stem"])
     model.set_state_dict(payload["model"])
     return make_predictor(model, device, engine=engine, threads=threads), cfg

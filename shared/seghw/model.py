@@ -91,14 +91,25 @@ class EraseNetLite(nn.Layer):
     """Input: NCHW float in [0, 1]. Output: (composited clean page, raw prediction, mask logits); the
     pages are not clipped to [0, 1] (pictures are, when converted to 8 bits)."""
 
-    def __init__(self, base_channels: int = 32, depth: int = 4):
+    def __init__(self, base_channels: int = 32, depth: int = 4, patch_stem: bool = False):
         super().__init__()
         widths = [base_channels * 2**i for i in range(depth + 1)]
-        self.depth = depth
-        self.stem = nn.Sequential(_conv(3, widths[0]), _conv(widths[0], widths[0]))
-        self.downs = nn.LayerList([_Down(widths[i], widths[i + 1]) for i in range(depth)])
-        self.image_decoder = _Decoder(widths, 3)
-        self.mask_decoder = _Decoder(widths, 1, scale=0.5)
+        self.depth, self.patch_stem = depth, patch_stem
+        if patch_stem:
+            # The full-resolution level's convolutions are the slowest per FLOP on a CPU (few
+            # channels, large im2col buffers). A 2x2 stride-2 convolution takes its place and
+            # the heads predict each 2x2 patch, put back in place by a pixel shuffle.
+            widths = widths[1:]
+            self.stem = nn.Sequential(
+                nn.Conv2D(3, widths[0], 2, stride=2, bias_attr=False), nn.BatchNorm2D(widths[0]), nn.ReLU(),
+                _conv(widths[0], widths[0]),
+            )
+        else:
+            self.stem = nn.Sequential(_conv(3, widths[0]), _conv(widths[0], widths[0]))
+        self.downs = nn.LayerList([_Down(widths[i], widths[i + 1]) for i in range(len(widths) - 1)])
+        patch_pixels = 4 if patch_stem else 1
+        self.image_decoder = _Decoder(widths, 3 * patch_pixels)
+        self.mask_decoder = _Decoder(widths, 1 * patch_pixels, scale=0.5)
         # Start near the identity: the fill is the paper estimate and the mask says "no ink"
         # (sigmoid(-4) ≈ 0.02), so the first validation scores about the input itself.
         zeros = paddle.nn.initializer.Constant(0.0)
@@ -117,15 +128,17 @@ class EraseNetLite(nn.Layer):
         # The image head corrects the paper estimate. No clip here: a clip would hide overshoots
         # from the loss (zero gradient past 1.0), and they show as white blotches where ink was;
         # outputs are clipped when they become pictures.
-        pred = paper_estimate(x, PAPER_WINDOW) + self.image_decoder(feats)
-        mask_logits = self.mask_decoder(feats)
+        correction, mask_logits = self.image_decoder(feats), self.mask_decoder(feats)
+        if self.patch_stem:
+            correction, mask_logits = F.pixel_shuffle(correction, 2), F.pixel_shuffle(mask_logits, 2)
+        pred = paper_estimate(x, PAPER_WINDOW) + correction
         mask = F.sigmoid(mask_logits)
         out = mask * pred + (1.0 - mask) * x
         return out, pred, mask_logits
 
 
-def build_model(base_channels: int, depth: int) -> EraseNetLite:
-    return EraseNetLite(base_channels=base_channels, depth=depth)
+def build_model(base_channels: int, depth: int, patch_stem: bool = False) -> EraseNetLite:
+    return EraseNetLite(base_channels=base_channels, depth=depth, patch_stem=patch_stem)
 
 
 def count_parameters(model: nn.Layer) -> int:

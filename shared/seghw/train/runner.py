@@ -79,7 +79,7 @@ def build(cfg: TrainConfig, run_dir: Path, device: str, steps_per_epoch: int):
     paddle.seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
-    model = build_model(cfg.base_channels, cfg.depth)
+    model = build_model(cfg.base_channels, cfg.depth, cfg.patch_stem)
     if cfg.static_graph:
         # One static program per mode (train/eval) for any batch and page size; the parameters,
         # their gradients and the state dict stay those of the eager layer.
@@ -136,7 +136,7 @@ def observers(state, cfg: TrainConfig):
     from seghw.train.observers.visualdl_logger import VisualDLLogger
 
     writes = cfg.observers and distributed.rank() == 0  # one process writes for all of them
-    per_sample = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size)
+    per_sample = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
     # The CPU ceiling costs ~0.5 s to measure; a GPU's is not numpy's.
     peak = run_peak_gflops() * 1e9 if state.device == "cpu" and writes else None
     recorder = MetricsRecorder(flops_per_sample=per_sample, peak_flops=peak)

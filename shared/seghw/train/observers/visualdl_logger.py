@@ -144,10 +144,10 @@ class VisualDLLogger(Callback):
         from seghw.graph_export import cached_graph_file, copy_cached_graph, start_export
 
         cfg = state.config
-        cached = cached_graph_file(paths.cache_dir(paths.log_root(cfg.log_root)), cfg.base_channels, cfg.depth,
-                                   cfg.image_size)
+        shape = (cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
+        cached = cached_graph_file(paths.cache_dir(paths.log_root(cfg.log_root)), *shape)
         if copy_cached_graph(self.run_dir, cached) is None:
-            self._graph_export = start_export(self.run_dir, cfg.base_channels, cfg.depth, cfg.image_size, cached)
+            self._graph_export = start_export(self.run_dir, *shape, cache_file=cached)
         text = model_summary(state.model, cfg.image_size)
         self._submit(lambda: self.writer.add_text("Model/Graph", text, 0))
 
