@@ -149,8 +149,9 @@ def train_once(cfg, root: Path, around: tuple = ()) -> dict[str, Any]:
         "seconds": seconds,
         "images": images,
         "wall_rate": images / seconds,
-        # The trainer's own rate: optimizer steps only (no validation, no epoch-end work).
-        "step_rate": median([h["samples_per_sec"] for h in state.history if h.get("samples_per_sec")]),
+        # The trainer's own rate (optimizer steps only: no validation, no epoch-end work) in the last
+        # epoch: the first one also traces and builds the static graph, a start-up cost.
+        "step_rate": [h["samples_per_sec"] for h in state.history if h.get("samples_per_sec")][-1],
         "data_wait": [h["data_wait_share"] for h in state.history if h.get("data_wait_share") is not None],
         "steps_per_epoch": state.steps_per_epoch,
     }
@@ -901,7 +902,8 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
                   "Both configurations alternate observers on and off (on = VisualDL scalars, images and",
                   "histograms, the stats file, checkpoints every epoch, progress lines). *Wall* is images per",
                   "second over the whole `fit` (validation and every epoch-end observer included); *steps* is",
-                  "the trainer's own `samples_per_sec` (optimizer steps only). Achieved FLOP/s = steps rate ×",
+                  "the trainer's own `samples_per_sec` (optimizer steps only) in the last epoch, as the first",
+                  "also traces and builds the static graph. Achieved FLOP/s = steps rate ×",
                   "3 × forward FLOPs (`seghw.flops`); the ceiling is numpy's float32 2048² matmul",
                   "(2n³/t, best of 3), measured again before every run.", "",
                   "| configuration | observers | wall img/s | steps img/s | GFLOP/s | ceiling GFLOP/s | utilization |",
@@ -1110,10 +1112,12 @@ def time_sinks(b: Bench) -> list[str]:
                        f"{pct(share.get('run_backward', 0))} and the forward pass (`{forward}`) "
                        f"{pct(share.get(forward, 0))} of an epoch, so the time is inside Paddle's CPU kernels, "
                        "not in Python or the project's code")
+        demo = demo_config(False, b.tmp)
+        widths = [demo.base_channels * 2**i for i in range(1 if demo.patch_stem else 0, demo.depth + 1)]
         out.append(f"Paddle's kernels: training reaches {pct(t64['off']['utilization'])} (64 px) and "
                    f"{pct(t128['off']['utilization'])} (128 px) of the numpy matmul ceiling{kernels}. The model is "
-                   "thin (12 to 96 channels): each convolution is a small product, far from the large square "
-                   "matmul that sets the ceiling.")
+                   f"thin ({widths[0]} to {widths[-1]} channels): each convolution is a small product, far from the "
+                   "large square matmul that sets the ceiling.")
     if "page" in r:
         p = r["page"]
         out.append(f"Full pages: {p['windows']} windows of 512² ({p['windows'] * 512 * 512 / (1240 * 1754):.1f}× the "
@@ -1140,7 +1144,8 @@ def time_sinks(b: Bench) -> list[str]:
                            + ("they take a noticeable share of the two cores." if busy > 0.05 else
                               "they barely compete with Paddle for the cores."))
         off = t64["off"]
-        out.append(f"Outside the optimizer steps (validation every epoch, epoch-end metrics, loader start-up): "
+        out.append(f"Outside the steady optimizer steps (validation every epoch, epoch-end metrics, loader "
+                   f"start-up, tracing the static graph in the first epoch): "
                    f"{pct(1 - off['wall_rate'] / off['step_rate'])} of the 64 px wall time with observers off, "
                    f"{pct(1 - t128['off']['wall_rate'] / t128['off']['step_rate'])} at 128 px.")
     if "status" in r:
