@@ -760,9 +760,9 @@ def section_quality(b: Bench) -> None:
     a = b.args
     budget = a.quality_minutes * 60
     probe = demo_config(False, b.tmp / "quality", synthetic=a.quality_synthetic)
-    # Epochs sized so the schedule (warm-up, cosine decay) ends near the budget at ~48 img/s, the
+    # Epochs sized so the schedule (warm-up, cosine decay) ends near the budget at ~55 img/s, the
     # cpu-demo rate on one thread here, validation included; the budget stops the run if it is slower.
-    epochs = max(2, round(budget * 48 / (a.quality_synthetic * (1 - probe.val_fraction))))
+    epochs = max(2, round(budget * 55 / (a.quality_synthetic * (1 - probe.val_fraction))))
     cfg = demo_config(True, b.tmp / "quality", synthetic=a.quality_synthetic, epochs=epochs)
     curve: list[tuple[float, float]] = []
     t0 = time.perf_counter()
