@@ -57,13 +57,13 @@ SECTION_OPTIONS = {
     "page": ("page_repeats",),
     "footprint": ("footprint_synthetic", "footprint_epochs"),
     "status": ("status_runs", "fresh_trials"),
-    "quality": ("quality_minutes", "quality_synthetic"),
+    "quality": ("quality_minutes", "quality_synthetic", "quality_epoch_steps"),
 }
 # --quick: the same sections, smaller (about two minutes).
 QUICK = dict(rounds=1, epochs=1, synthetic=48, rounds_128=1, synthetic_128=24, thread_rounds=1, thread_epochs=2,
              thread_synthetic=32,
              synth_seconds=1.0, page_repeats=1, footprint_synthetic=48, footprint_epochs=1, status_runs=5,
-             fresh_trials=2, quality_minutes=1.0, quality_synthetic=64)
+             fresh_trials=2, quality_minutes=1.0, quality_synthetic=64, quality_epoch_steps=4)
 
 
 def cpu_model() -> str:
@@ -276,6 +276,8 @@ def section_threads(b: Bench) -> None:
     b.say(f"threads: {' / '.join(variants)}, {a.thread_rounds} rounds")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     names = list(variants)
+    big_flags = ["--image-size", "128", "--nproc", str(cores)]
+    big: list[dict[str, float]] = []
     for r in range(a.thread_rounds):
         for name in names if r % 2 == 0 else names[::-1]:
             flags, extra = variants[name]
@@ -291,13 +293,19 @@ def section_threads(b: Bench) -> None:
             runs[name].append(res)
             b.say(f"  round {r + 1}: {name}: {res['epoch_rate']:.1f} img/s over the epochs "
                   f"(steps {res['step_rate']:.1f} img/s in the last)")
+        # The 128-px configuration as a process per core, for its utilization only (no ÷ default).
+        _run, stats = cli_train(b, [*base, *big_flags], b.tmp / f"threads128_{r}")
+        big.append({"step_rate": stats["history"][-1]["samples_per_sec"],
+                    "utilization": stats["history"][-1].get("flops_utilization")})
+        b.say(f"  round {r + 1}: 128 px, --nproc {cores}: steps {big[-1]['step_rate']:.1f} img/s in the last epoch")
     default = names[0]
 
     def ratios(name: str, key: str) -> list[float]:
         return [x[key] / d[key] for x, d in zip(runs[name], runs[default], strict=True)]
 
     b.results["threads"] = {"cores": cores, "runs": runs, "args": base, "default": default,
-                            "procs": procs, "procs_flag": f"--nproc {cores}",
+                            "procs": procs, "procs_flag": f"--nproc {cores}", "procs_128": big,
+                            "procs_128_flags": big_flags,
                             "ratios": {name: ratios(name, "step_rate") for name in names[1:]},
                             "run_ratios": {name: ratios(name, "epoch_rate") for name in names[1:]}}
     for name in names[1:]:
@@ -742,6 +750,7 @@ def section_status(b: Bench) -> None:
 
 # ---------------------------------------------------------------------------------------- quality
 HELD_OUT_SEED, HELD_OUT_COUNT, HELD_OUT_SIZE = 999, 12, 256
+QUALITY_VAL_FRACTION = 0.025
 
 
 def section_quality(b: Bench) -> None:
@@ -759,11 +768,17 @@ def section_quality(b: Bench) -> None:
 
     a = b.args
     budget = a.quality_minutes * 60
-    probe = demo_config(False, b.tmp / "quality", synthetic=a.quality_synthetic)
+    # Many pairs, each seen about 4 times: the held-out score rose with the number of distinct pages
+    # (docs/performance.md). Epochs are capped at a fixed number of steps (a fresh shuffle each) so the
+    # learning curve has a point every ~35 s, and 2.5 % of the pairs (~200) are enough to validate on.
+    overrides = dict(synthetic=a.quality_synthetic, val_fraction=QUALITY_VAL_FRACTION,
+                     max_steps_per_epoch=a.quality_epoch_steps)
+    probe = demo_config(False, b.tmp / "quality", **overrides)
     # Epochs sized so the schedule (warm-up, cosine decay) ends near the budget at ~55 img/s, the
     # cpu-demo rate on one thread here, validation included; the budget stops the run if it is slower.
-    epochs = max(2, round(budget * 55 / (a.quality_synthetic * (1 - probe.val_fraction))))
-    cfg = demo_config(True, b.tmp / "quality", synthetic=a.quality_synthetic, epochs=epochs)
+    steps = min(a.quality_epoch_steps, int(a.quality_synthetic * (1 - probe.val_fraction)) // probe.batch_size)
+    epochs = max(2, round(budget * 55 / (steps * probe.batch_size)))
+    cfg = demo_config(True, b.tmp / "quality", epochs=epochs, **overrides)
     curve: list[tuple[float, float]] = []
     t0 = time.perf_counter()
 
@@ -772,7 +787,8 @@ def section_quality(b: Bench) -> None:
             if result.quality.get("psnr") is not None:
                 curve.append(((time.perf_counter() - t0) / 60, result.quality["psnr"]))
 
-    b.say(f"quality: cpu-demo, {a.quality_synthetic} synthetic pairs, {epochs} epochs or {a.quality_minutes:g} min")
+    b.say(f"quality: cpu-demo, {a.quality_synthetic} synthetic pairs, {epochs} epochs of {steps} steps or "
+          f"{a.quality_minutes:g} min")
     run_dir = paths.new_run_dir(b.tmp / "quality")
     with contextlib.redirect_stdout(io.StringIO()):
         state, train_batches, val_batches = prepare(cfg, run_dir)
@@ -793,6 +809,8 @@ def section_quality(b: Bench) -> None:
     rows = evaluate_dataset(held_out, predict, window=HELD_OUT_SIZE, multiple=2**cfg.depth)
     by = {r["method"].split(" ")[0]: r for r in rows}
     b.results["quality"] = {"rows": rows, "curve": curve, "minutes": minutes, "epochs_done": state.epoch,
+                            "pairs": a.quality_synthetic, "epoch_steps": steps,
+                            "val_images": state.data_info["val_images"],
                             "epochs": epochs, "images": state.global_step * cfg.batch_size,
                             "gain_identity": by["model"]["psnr"] - by["identity"]["psnr"],
                             "gain_classical": by["model"]["psnr"] - by["classical"]["psnr"]}
@@ -806,8 +824,10 @@ def render_quality(b: Bench) -> list[str]:
     q = b.results["quality"]
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
     lines = ["", "## 7. Model quality", "",
-             f"The `cpu-demo` preset trained for {q['minutes']:.1f} min of wall time ({q['epochs_done']} of "
-             f"{q['epochs']} epochs, {q['images']:,} images, every observer on), then evaluated on "
+             f"The `cpu-demo` preset trained for {q['minutes']:.1f} min of wall time on {q['pairs']:,} synthetic "
+             f"pairs ({q['val_images']} of them held back for the validation curve; {q['epochs_done']} of "
+             f"{q['epochs']} epochs of {q['epoch_steps']} steps, {q['images']:,} images, every observer on), then "
+             "evaluated on "
              f"{HELD_OUT_COUNT} held-out synthetic {HELD_OUT_SIZE}-px pages of another seed ({HELD_OUT_SEED}) "
              "that it never trained on, as `seghw eval` does:", "",
              "| method | PSNR dB | SSIM | MS-SSIM | score | s/image |", "|---|---|---|---|---|---|"]
@@ -873,8 +893,12 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
                      f"default | {median(th['ratios'][procs]):.2f} | (none) | |")
         util = reported_utilization(th["runs"][procs])
         if util is not None:
-            lines.append(f"| training cpu-demo `{flag}`, FLOP/s ÷ matmul ceiling (as the trainer reports it, last "
-                         f"epoch) | {pct(util)} | {GOALS['utilization'][0]} | {verdict('utilization', util)} |")
+            lines.append(f"| training cpu-demo 64 px `{flag}`, FLOP/s ÷ matmul ceiling (as the trainer reports it, "
+                         f"last epoch) | {pct(util)} | {GOALS['utilization'][0]} | {verdict('utilization', util)} |")
+        util = reported_utilization(th.get("procs_128") or [])
+        if util is not None:
+            lines.append(f"| training cpu-demo 128 px `{flag}`, same | {pct(util)} | {GOALS['utilization'][0]} | "
+                         f"{verdict('utilization', util)} |")
         eager = next((median(v) for k, v in th["ratios"].items() if k.startswith("--eager")), None)
         if eager:
             lines.append(f"| training cpu-demo, img/s static graph (default) ÷ `--eager` | {1 / eager:.2f} | (none) "
@@ -955,6 +979,12 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
                   "the static graph is traced and built (once for training, once for validation). Rates and "
                   "utilization count the images of every process; with processes, each one trains a batch of "
                   "the configured size (the step's batch is their sum) and gradients are averaged over gloo."]
+        big = th.get("procs_128") or []
+        if big:
+            big_cmd = " ".join(["seghw train", *th["args"], *th["procs_128_flags"]])
+            lines += ["", f"The 128-px configuration as a process per core, `{big_cmd}`, once per round: steps "
+                      f"{rates(big, 'step_rate')} img/s in the last epoch, utilization "
+                      f"{pct(reported_utilization(big))} (median, as the trainer reports it)."]
         lines += ["", f"Reproduce: `{b.command('threads')}`."]
 
     if t64 or "synth" in r:
@@ -1169,12 +1199,12 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds, cpu-demo 64 px")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training round")
-    parser.add_argument("--synthetic", type=int, default=128, help="synthetic pairs, cpu-demo 64 px")
+    parser.add_argument("--synthetic", type=int, default=256, help="synthetic pairs, cpu-demo 64 px")
     parser.add_argument("--rounds-128", type=int, default=3, help="alternating rounds, 128 px")
     parser.add_argument("--synthetic-128", type=int, default=64, help="synthetic pairs (160 px pages), 128 px")
     parser.add_argument("--thread-rounds", type=int, default=2, help="rounds of the CPU thread variants")
-    parser.add_argument("--thread-epochs", type=int, default=4, help="epochs of each CPU thread variant run")
-    parser.add_argument("--thread-synthetic", type=int, default=128, help="synthetic pairs, CPU thread variants")
+    parser.add_argument("--thread-epochs", type=int, default=3, help="epochs of each CPU thread variant run")
+    parser.add_argument("--thread-synthetic", type=int, default=256, help="synthetic pairs, CPU thread variants")
     parser.add_argument("--synth-seconds", type=float, default=3.0, help="time spent generating pairs per size")
     parser.add_argument("--page-repeats", type=int, default=3, help="tiled inference runs of the full page")
     parser.add_argument("--footprint-synthetic", type=int, default=64, help="synthetic pairs, training subprocess")
@@ -1182,7 +1212,8 @@ def main() -> int:
     parser.add_argument("--status-runs", type=int, default=15, help="`seghw status --json` invocations")
     parser.add_argument("--fresh-trials", type=int, default=5, help="freshness trials")
     parser.add_argument("--quality-minutes", type=float, default=10.0, help="cpu-demo training time for quality")
-    parser.add_argument("--quality-synthetic", type=int, default=2048, help="synthetic pairs for the quality run")
+    parser.add_argument("--quality-synthetic", type=int, default=8192, help="synthetic pairs for the quality run")
+    parser.add_argument("--quality-epoch-steps", type=int, default=230, help="steps per epoch of the quality run")
     args = parser.parse_args()
     if args.quick:
         defaults = {a.dest: a.default for a in parser._actions}

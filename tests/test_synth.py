@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from seghw.data.synth import (
     GENERATOR_VERSION,
     MANIFEST,
     cached_dataset,
+    default_workers,
     generate_pair,
     pair_seed,
     write_dataset,
@@ -54,6 +56,20 @@ def test_same_seed_same_bytes_and_different_seed_differs(tmp_path: Path) -> None
     manifest = json.loads(a[MANIFEST])
     assert (manifest["count"], manifest["size"], manifest["seed"]) == (3, 48, 7)
     assert manifest["generator_version"] == GENERATOR_VERSION
+
+
+def test_processes_write_the_same_bytes_as_one(tmp_path: Path) -> None:
+    one = _files(write_dataset(tmp_path / "one", count=5, size=32, seed=5, progress=False, workers=1))
+    two = _files(write_dataset(tmp_path / "two", count=5, size=32, seed=5, progress=False, workers=2))
+    assert len(one) == 1 + 3 * 5
+    assert two == one
+
+
+def test_default_workers_only_for_large_sets() -> None:
+    assert default_workers(10) == 1
+    assert 1 <= default_workers(100_000) <= (os.cpu_count() or 1)
+    with pytest.raises(ConfigError, match="workers must be >= 1"):
+        write_dataset(Path("unused"), count=2, size=32, seed=0, progress=False, workers=0)
 
 
 def test_pair_does_not_depend_on_count(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ is exactly what the scanner would have produced without the handwriting.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -619,36 +621,100 @@ def _save(path: Path, array: np.ndarray, fmt: str) -> None:
     write_atomic(path, lambda fh: img.save(fh, format=fmt, **params))
 
 
-def write_dataset(out: Path, count: int, size: int, seed: int, progress: bool = True) -> Path:
+def _write_pair(out: Path, index: int, size: int | tuple[int, int], seed: int) -> None:
+    image, gt, mask = generate_pair(pair_seed(seed, index), size)
+    name = f"syn_{index:06d}"
+    _save(out / "images" / f"{name}.jpg", image, "JPEG")
+    _save(out / "gts" / f"{name}.png", gt, "PNG")
+    _save(out / "masks" / f"{name}.png", mask, "PNG")
+
+
+def _write_pairs(out: Path, indices: range, size: int | tuple[int, int], seed: int) -> int:
+    for i in indices:
+        _write_pair(out, i, size, seed)
+    return len(indices)
+
+
+# Below this many pairs a worker's start-up (importing numpy, OpenCV, PIL, loading fonts: ~1 s)
+# costs more than it saves.
+PARALLEL_MIN_PAIRS = 256
+_CHUNK = 32
+
+
+def default_workers(count: int) -> int:
+    """One process per usable core for large sets, else 1."""
+    if count < PARALLEL_MIN_PAIRS:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, count // _CHUNK))
+
+
+def write_dataset(out: Path, count: int, size: int, seed: int, progress: bool = True,
+                  workers: int | None = None) -> Path:
     """Write ``count`` pairs as ``out/images/syn_NNNNNN.jpg``, ``out/gts/*.png``, ``out/masks/*.png``,
-    then ``out/dataset.json`` last (a folder without it is incomplete)."""
+    then ``out/dataset.json`` last (a folder without it is incomplete).
+
+    ``workers`` processes share the pairs (default: a process per core for large sets); each pair
+    depends only on ``seed`` and its index, so the files are the same bytes however many there are.
+    """
     if count < 1:
         raise ConfigError(f"synthetic dataset count must be >= 1 (got {count})")
     if seed < 0:
         raise ConfigError(f"seed must be >= 0 (got {seed})")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1 (got {workers})")
     _size_hw(size)
     out = Path(out)
     (out / MANIFEST).unlink(missing_ok=True)
     for sub in ("images", "gts", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-
-    def one(i: int) -> None:
-        image, gt, mask = generate_pair(pair_seed(seed, i), size)
-        name = f"syn_{i:06d}"
-        _save(out / "images" / f"{name}.jpg", image, "JPEG")
-        _save(out / "gts" / f"{name}.png", gt, "PNG")
-        _save(out / "masks" / f"{name}.png", mask, "PNG")
-
-    if progress and count >= 20:
-        from rich.progress import track
-
-        for i in track(range(count), description=f"synthetic {size}px", transient=True):
-            one(i)
-    else:
-        for i in range(count):
-            one(i)
+    workers = default_workers(count) if workers is None else workers
+    chunks = [range(start, min(count, start + _CHUNK)) for start in range(0, count, _CHUNK)]
+    with _progress(progress and count >= 20, f"synthetic {_size_label(size)}px", count) as advance:
+        if workers == 1:
+            for chunk in chunks:
+                advance(_write_pairs(out, chunk, size, seed))
+        else:
+            _write_in_processes(out, chunks, size, seed, workers, advance)
     write_json_atomic(out / MANIFEST, _manifest(count, size, seed))
     return out
+
+
+def _write_in_processes(out: Path, chunks: list[range], size, seed: int, workers: int, advance) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: the caller may have Paddle's threads running, and a forked child would
+    # inherit their locks.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_write_pairs, out, chunk, size, seed) for chunk in chunks]
+        try:
+            for future in as_completed(futures):
+                advance(future.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _size_label(size: int | tuple[int, int]) -> str:
+    h, w = _size_hw(size)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+@contextlib.contextmanager
+def _progress(show: bool, description: str, total: int):
+    """Yields ``advance(n)``; a transient progress bar when ``show``."""
+    if not show:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def cached_dataset(cache_root: Path, count: int, size: int, seed: int, progress: bool = True) -> Path:
