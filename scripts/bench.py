@@ -358,7 +358,7 @@ class ThreadCPU:
     def by_name(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for tid, cpu in self.last.items():
-            name = self.names.get(tid, "native threads (Paddle's OpenMP pool)")
+            name = self.names.get(tid, "native threads (Paddle's graph executor and kernels)")
             if name != "bench-sampler":
                 out[name] = out.get(name, 0.0) + cpu - self.start.get(tid, 0.0)
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
@@ -750,7 +750,6 @@ def section_status(b: Bench) -> None:
 
 # ---------------------------------------------------------------------------------------- quality
 HELD_OUT_SEED, HELD_OUT_COUNT, HELD_OUT_SIZE = 999, 12, 256
-QUALITY_VAL_FRACTION = 0.025
 
 
 def section_quality(b: Bench) -> None:
@@ -759,6 +758,7 @@ def section_quality(b: Bench) -> None:
     import paddle
 
     from seghw import paths
+    from seghw.data.dataset import val_count
     from seghw.data.synth import write_dataset
     from seghw.evaluate import evaluate_dataset
     from seghw.train.callbacks import Callback
@@ -768,15 +768,14 @@ def section_quality(b: Bench) -> None:
 
     a = b.args
     budget = a.quality_minutes * 60
-    # Many pairs, each seen about 4 times: the held-out score rose with the number of distinct pages
-    # (docs/performance.md). Epochs are capped at a fixed number of steps (a fresh shuffle each) so the
-    # learning curve has a point every ~35 s, and 2.5 % of the pairs (~200) are enough to validate on.
-    overrides = dict(synthetic=a.quality_synthetic, val_fraction=QUALITY_VAL_FRACTION,
-                     max_steps_per_epoch=a.quality_epoch_steps)
+    # Epochs are capped at a number of steps (a fresh shuffle each) so that a larger --quality-synthetic
+    # still gives the learning curve a point every ~35 s; with the default 2048 pairs an epoch is 230 steps.
+    overrides = dict(synthetic=a.quality_synthetic, max_steps_per_epoch=a.quality_epoch_steps)
     probe = demo_config(False, b.tmp / "quality", **overrides)
     # Epochs sized so the schedule (warm-up, cosine decay) ends near the budget at ~55 img/s, the
     # cpu-demo rate on one thread here, validation included; the budget stops the run if it is slower.
-    steps = min(a.quality_epoch_steps, int(a.quality_synthetic * (1 - probe.val_fraction)) // probe.batch_size)
+    train_pairs = a.quality_synthetic - val_count(a.quality_synthetic, probe.val_fraction)
+    steps = min(a.quality_epoch_steps, train_pairs // probe.batch_size)
     epochs = max(2, round(budget * 55 / (steps * probe.batch_size)))
     cfg = demo_config(True, b.tmp / "quality", epochs=epochs, **overrides)
     curve: list[tuple[float, float]] = []
@@ -1202,7 +1201,7 @@ def main() -> int:
     parser.add_argument("--synthetic", type=int, default=256, help="synthetic pairs, cpu-demo 64 px")
     parser.add_argument("--rounds-128", type=int, default=3, help="alternating rounds, 128 px")
     parser.add_argument("--synthetic-128", type=int, default=64, help="synthetic pairs (160 px pages), 128 px")
-    parser.add_argument("--thread-rounds", type=int, default=2, help="rounds of the CPU thread variants")
+    parser.add_argument("--thread-rounds", type=int, default=3, help="rounds of the CPU thread variants")
     parser.add_argument("--thread-epochs", type=int, default=3, help="epochs of each CPU thread variant run")
     parser.add_argument("--thread-synthetic", type=int, default=256, help="synthetic pairs, CPU thread variants")
     parser.add_argument("--synth-seconds", type=float, default=3.0, help="time spent generating pairs per size")
@@ -1212,7 +1211,7 @@ def main() -> int:
     parser.add_argument("--status-runs", type=int, default=15, help="`seghw status --json` invocations")
     parser.add_argument("--fresh-trials", type=int, default=5, help="freshness trials")
     parser.add_argument("--quality-minutes", type=float, default=10.0, help="cpu-demo training time for quality")
-    parser.add_argument("--quality-synthetic", type=int, default=8192, help="synthetic pairs for the quality run")
+    parser.add_argument("--quality-synthetic", type=int, default=2048, help="synthetic pairs for the quality run")
     parser.add_argument("--quality-epoch-steps", type=int, default=230, help="steps per epoch of the quality run")
     args = parser.parse_args()
     if args.quick:
