@@ -343,3 +343,30 @@ def test_eval_batches_centre_crop_keeps_last_partial_batch() -> None:
     expected = ps.images[4][4:36, 8:40].transpose(2, 0, 1) / 255.0
     np.testing.assert_allclose(batches[2]["image"][0], expected, atol=1e-6)
     _same(batches, list(EvalBatches(ps, batch_size=2, crop=32)))
+
+
+def test_the_trainer_passes_ink_crop_fraction_to_its_batches(tmp_path: Path) -> None:
+    """A 4-px ink dot in the corner of 128-px pages: only crops centred on ink all contain it."""
+    from seghw.config import build_config
+    from seghw.train.runner import prepare
+
+    data = tmp_path / "data"
+    for sub in ("images", "gts"):
+        (data / sub).mkdir(parents=True)
+    paper = np.full((128, 128, 3), 235, np.uint8)
+    inked = paper.copy()
+    inked[118:122, 118:122] = 30
+    for i in range(10):
+        cv2.imwrite(str(data / "images" / f"p{i}.png"), inked)
+        cv2.imwrite(str(data / "gts" / f"p{i}.png"), paper)
+    crops_with_ink = {}
+    for fraction in (1.0, 0.0):
+        cfg = build_config("cpu-demo", data=str(data), image_size=32, val_fraction=0.0,
+                           ink_crop_fraction=fraction, log_root=str(tmp_path / "runs"))
+        _state, train_batches, _val = prepare(cfg, tmp_path / f"run{fraction}")
+        batches = train_batches(0, 0)
+        mask = next(batches)["mask"]
+        batches.close()
+        crops_with_ink[fraction] = int((mask.reshape(len(mask), -1).max(axis=1) > 0).sum())
+    # Random 32-px windows hold the dot about 1 time in 10 (all 8: ~1e-8).
+    assert crops_with_ink[1.0] == 8 and crops_with_ink[0.0] < 8
