@@ -672,20 +672,22 @@ def write_dataset(out: Path, count: int, size: int, seed: int, progress: bool = 
     for sub in ("images", "gts", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     workers = default_workers(count) if workers is None else workers
-    chunks = [range(start, min(count, start + _CHUNK)) for start in range(0, count, _CHUNK)]
     with _progress(progress and count >= 20, f"synthetic {_size_label(size)}px", count) as advance:
         if workers == 1:
-            for chunk in chunks:
-                advance(_write_pairs(out, chunk, size, seed))
+            for i in range(count):
+                _write_pair(out, i, size, seed)
+                advance(1)
         else:
-            _write_in_processes(out, chunks, size, seed, workers, advance)
+            _write_in_processes(out, count, size, seed, workers, advance)
     write_json_atomic(out / MANIFEST, _manifest(count, size, seed))
     return out
 
 
-def _write_in_processes(out: Path, chunks: list[range], size, seed: int, workers: int, advance) -> None:
+def _write_in_processes(out: Path, count: int, size, seed: int, workers: int, advance) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    chunks = [range(start, min(count, start + _CHUNK)) for start in range(0, count, _CHUNK)]
 
     # spawn, not fork: the caller may have Paddle's threads running, and a forked child would
     # inherit their locks.
