@@ -152,3 +152,13 @@ def test_cached_dataset_regenerates_only_when_manifest_differs(tmp_path: Path) -
     cached_dataset(tmp_path, count=2, size=32, seed=1)
     assert (out / MANIFEST).is_file()
     assert image.read_bytes()[:2] == b"\xff\xd8", "the incomplete cache was rewritten"
+
+
+def test_an_unwritable_output_folder_is_one_line_naming_it(tmp_path: Path, capsys) -> None:
+    from seghw.cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["synth", "--out", str(blocker / "out"), "--count", "2", "--size", "32"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("seghw: error:") and str(blocker) in err

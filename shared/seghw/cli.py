@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # A folder that cannot be written, a full disk: the message names the file.
+        print(f"seghw: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         # Usage errors from the command-line parser (typer ships its own click).
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
