@@ -255,8 +255,8 @@ def section_threads(b: Bench) -> None:
     """The trainer as a subprocess with its default (one thread, static graph), in eager mode, with a
     thread per core, with a thread per core plus KMP_BLOCKTIME=0 (Paddle's Intel OpenMP workers
     stop spinning after each parallel region), as a process per core (data parallel, one thread
-    each), and, where seghw.device picked MKL's code path, with MKL's own choice; the variants
-    alternate, reversing their order each round."""
+    each), and, where seghw.device picked MKL's code path, with MKL's own choice (elsewhere, on a CPU
+    with AVX2, with MKL's AVX2 path forced); the variants alternate, reversing their order each round."""
     a = b.args
     cores = os.cpu_count() or 1
     base = ["--preset", "cpu-demo", "--synthetic", str(a.thread_synthetic), "--epochs", str(a.thread_epochs)]
@@ -269,10 +269,15 @@ def section_threads(b: Bench) -> None:
         f"--threads {cores}, KMP_BLOCKTIME=0": (["--threads", str(cores)], {"KMP_BLOCKTIME": "0"}),
         procs: (["--nproc", str(cores)], {}),
     }
+    from seghw.device import MKL_AVX2
+
     mkl_path = os.environ.get("MKL_DEBUG_CPU_TYPE")
     if mkl_path:  # seghw.device chose MKL's code path for this CPU: measure MKL's own choice against it
         variants["MKL's own code path (`MKL_DEBUG_CPU_TYPE=`; 1 thread)"] = (["--threads", "1"],
                                                                            {"MKL_DEBUG_CPU_TYPE": ""})
+    elif forced_avx2_is_safe():  # MKL chose its own path (an Intel CPU): measure the forced AVX2 path against it
+        variants[f"MKL's AVX2 path forced (`MKL_DEBUG_CPU_TYPE={MKL_AVX2}`; 1 thread)"] = (
+            ["--threads", "1"], {"MKL_DEBUG_CPU_TYPE": MKL_AVX2})
     b.say(f"threads: {' / '.join(variants)}, {a.thread_rounds} rounds")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     names = list(variants)
@@ -1097,11 +1102,25 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
     return "\n".join(lines) + "\n"
 
 
+def forced_avx2_is_safe() -> bool:
+    """Whether this CPU runs MKL's AVX2 path (it has AVX2 and FMA), so forcing it cannot fault."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return {"avx2", "fma"} <= set(flags.partition(":")[2].split())
+
+
 def mkl_path_note() -> str:
+    from seghw.device import MKL_AVX2
+
     value = os.environ.get("MKL_DEBUG_CPU_TYPE")
     if value:
         return (f"Paddle's MKL ran with `MKL_DEBUG_CPU_TYPE={value}` (its AVX2 path, which `seghw.device` picks "
                 "on AMD CPUs; *CPU threads and graph mode* measures MKL's own choice against it).")
+    if forced_avx2_is_safe():
+        return ("Paddle's MKL ran the code path it chose itself, as `seghw.device` leaves it on Intel CPUs "
+                f"(*CPU threads and graph mode* measures the AVX2 path, `MKL_DEBUG_CPU_TYPE={MKL_AVX2}`, against it).")
     return "Paddle's MKL ran the code path it chose itself."
 
 
