@@ -275,7 +275,7 @@ def section_threads(b: Bench) -> None:
     if mkl_path:  # seghw.device chose MKL's code path for this CPU: measure MKL's own choice against it
         variants["MKL's own code path (`MKL_DEBUG_CPU_TYPE=`; 1 thread)"] = (["--threads", "1"],
                                                                            {"MKL_DEBUG_CPU_TYPE": ""})
-    elif forced_avx2_is_safe():  # MKL chose its own path (an Intel CPU): measure the forced AVX2 path against it
+    elif forced_avx2_is_safe():  # MKL runs its own choice (an Intel CPU): measure the AVX2 path against it
         variants[f"MKL's AVX2 path forced (`MKL_DEBUG_CPU_TYPE={MKL_AVX2}`; 1 thread)"] = (
             ["--threads", "1"], {"MKL_DEBUG_CPU_TYPE": MKL_AVX2})
     b.say(f"threads: {' / '.join(variants)}, {a.thread_rounds} rounds")
@@ -1119,8 +1119,8 @@ def mkl_path_note() -> str:
         return (f"Paddle's MKL ran with `MKL_DEBUG_CPU_TYPE={value}` (its AVX2 path, which `seghw.device` picks "
                 "on AMD CPUs; *CPU threads and graph mode* measures MKL's own choice against it).")
     if forced_avx2_is_safe():
-        return ("Paddle's MKL ran the code path it chose itself, as `seghw.device` leaves it on Intel CPUs "
-                f"(*CPU threads and graph mode* measures the AVX2 path, `MKL_DEBUG_CPU_TYPE={MKL_AVX2}`, against it).")
+        return ("Paddle's MKL ran the code path it chose itself (`seghw.device` leaves Intel CPUs to it; "
+                f"*CPU threads and graph mode* measures the AVX2 path, `MKL_DEBUG_CPU_TYPE={MKL_AVX2}`, against it).")
     return "Paddle's MKL ran the code path it chose itself."
 
 
