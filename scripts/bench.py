@@ -1103,12 +1103,12 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
 
 
 def forced_avx2_is_safe() -> bool:
-    """Whether this CPU runs MKL's AVX2 path (it has AVX2 and FMA), so forcing it cannot fault."""
+    from seghw.device import runs_mkl_avx2_path
+
     try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
+        return runs_mkl_avx2_path(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:  # not Linux, or no /proc
         return False
-    return {"avx2", "fma"} <= set(flags.partition(":")[2].split())
 
 
 def mkl_path_note() -> str:

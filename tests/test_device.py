@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seghw.device import MKL_AVX2, mkl_cpu_type, select_mkl_code_path
+from seghw.device import MKL_AVX2, mkl_cpu_type, runs_mkl_avx2_path, select_mkl_code_path
 
 ZEN = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx fma avx2 avx512f\n\nprocessor\t: 1\n"
 OLD_AMD = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 sse4_2 avx\n"
@@ -27,6 +27,11 @@ INTEL = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx fma avx2 avx512f\n"
 ])
 def test_mkl_code_path_by_cpu(cpuinfo, expected):
     assert mkl_cpu_type(cpuinfo) == expected
+
+
+@pytest.mark.parametrize(("cpuinfo", "expected"), [(ZEN, True), (INTEL, True), (OLD_AMD, False), ("", False)])
+def test_the_avx2_path_can_be_forced_only_where_the_cpu_has_avx2(cpuinfo, expected):
+    assert runs_mkl_avx2_path(cpuinfo) is expected
 
 
 def test_a_value_the_user_set_wins_even_empty(tmp_path, monkeypatch):

@@ -39,14 +39,28 @@ def mkl_cpu_type(cpuinfo: str) -> str | None:
     at 148 GFLOP/s against 99 forced to AVX2, and cpu-demo training 1.14× faster.
     ``cpuinfo`` is the text of /proc/cpuinfo.
     """
+    first = _first_core(cpuinfo)
+    if first.get("vendor_id") == "AuthenticAMD" and _has_avx2(first):
+        return MKL_AVX2
+    return None
+
+
+def runs_mkl_avx2_path(cpuinfo: str) -> bool:
+    """Whether this CPU can run MKL's AVX2 path (AVX2 and FMA), so forcing it cannot fault."""
+    return _has_avx2(_first_core(cpuinfo))
+
+
+def _first_core(cpuinfo: str) -> dict[str, str]:
     first: dict[str, str] = {}  # every core repeats the fields; the first core's are enough
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
         if sep:
             first.setdefault(key.strip(), value.strip())
-    if first.get("vendor_id") == "AuthenticAMD" and {"avx2", "fma"} <= set(first.get("flags", "").split()):
-        return MKL_AVX2
-    return None
+    return first
+
+
+def _has_avx2(fields: dict[str, str]) -> bool:
+    return {"avx2", "fma"} <= set(fields.get("flags", "").split())
 
 
 def select_mkl_code_path(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
