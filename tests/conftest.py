@@ -253,8 +253,8 @@ def webhook():
 @pytest.fixture
 def conn(redis_server):
     """A client of the ``redis_server`` fixture (REDIS_URL is set by it)."""
-    from seghw.monitor import store
+    from seghw import connection
 
-    c = store.connect()
+    c = connection.connect()
     yield c
     c.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from seghw import connection
 from seghw.monitor import alerts, collect, store
 from seghw.monitor.health import HealthConfig
 
@@ -75,7 +76,7 @@ def test_concurrent_deliveries_never_duplicate(conn, write_run, webhook):
     for i in range(5):
         write_run(f"logs_1127070{i}")
     collect.collect_once(conn, write_run.root, CFG)
-    threads = [threading.Thread(target=alerts.deliver_pending, args=(store.connect(), webhook.url))
+    threads = [threading.Thread(target=alerts.deliver_pending, args=(connection.connect(), webhook.url))
                for _ in range(4)]
     for t in threads:
         t.start()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from seghw import connection
 from seghw.atomic import write_json_atomic
 from seghw.monitor import collect, store
 from seghw.monitor.health import HealthConfig
@@ -64,7 +65,7 @@ def test_overlapping_collects_record_a_transition_once(conn, write_run):
     def build(previous):
         seen.append(previous.get("state"))
         if len(seen) == 1:
-            collect.collect_once(store.connect(), write_run.root, CFG)  # the other monitor
+            collect.collect_once(connection.connect(), write_run.root, CFG)  # the other monitor
         return collect.build_update(snap, previous, CFG, time.time(), 120)
 
     store.update_run(conn, "logs_11270745", build, is_latest=True)

@@ -212,3 +212,40 @@ def test_a_role_that_fails_at_start_is_named_with_the_log(stack: LocalStack):
     assert "MONITOR_INTERVAL" in proc.stderr  # the tail of the log shows the role's own error
     assert not stack.state_file.exists()
     assert port_free(stack.visualdl_port) and port_free(stack.redis_port)
+
+
+def test_plain_seghw_commands_find_the_local_stack_without_redis_url(tmp_path: Path):
+    """After ``make up``, ``seghw status``, ``seghw submit`` and ``seghw stop`` reach the stack's
+    password-protected Redis with nothing set, and never print the password."""
+    stack = LocalStack(tmp_path)
+    stack.dir = tmp_path / ".stack"  # where make up keeps it: .stack in the project folder
+    del stack.env["SEGHW_STACK_DIR"]
+    try:
+        stack.seghw("stack", "up", check=True)
+        password = stack.state()["redis_url"].split(":")[2].split("@")[0]
+        assert len(password) >= 16
+
+        empty = stack.seghw("status")
+        assert "no run health in Redis" in empty.stderr, empty.stderr
+        assert f"127.0.0.1:{stack.redis_port}" in empty.stderr
+
+        sub = stack.seghw("submit", *LONG, check=True)
+        run_dir = Path(sub.stdout.split("folder:")[1].split()[0])
+        wait_until(lambda: (read_stats(run_dir) or {}).get("global_step", 0) >= 2, 120,
+                   what=f"training steps in {run_dir}\n{stack.log_tail()}")
+        stop = stack.seghw("stop", run_dir.name, check=True)
+        assert f"asked {run_dir.name} to stop" in stop.stdout
+        wait_until(lambda: (read_stats(run_dir) or {}).get("status") == "stopped", 60,
+                   what=f"{run_dir.name} to stop\n{stack.log_tail()}")
+
+        def status_shows_the_run():
+            proc = stack.seghw("status", "--json")
+            return proc if run_dir.name in proc.stdout else None
+
+        shown = wait_until(status_shows_the_run, 30, what="the run in seghw status")
+        assert json.loads(shown.stdout)["exit_code"] in (0, 1)
+        outputs = [empty.stdout, empty.stderr, sub.stdout, sub.stderr, stop.stdout, stop.stderr,
+                   shown.stdout, shown.stderr, (stack.dir / "stack.log").read_text()]
+        assert not [o for o in outputs if password in o]
+    finally:
+        stack.cleanup()

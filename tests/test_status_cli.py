@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from seghw import connection
 from seghw.monitor import collect, store
 from seghw.monitor.health import HealthConfig
 from seghw.monitor.status_view import JSON_RUN_KEYS
@@ -30,7 +31,7 @@ def status(*args: str, env: dict | None = None, timeout: float = 30) -> subproce
 @pytest.fixture
 def collected(redis_server, write_run):
     """Collect the runs written so far: ``collected()``."""
-    conn = store.connect()
+    conn = connection.connect()
 
     def run() -> None:
         collect.collect_once(conn, write_run.root, CFG)

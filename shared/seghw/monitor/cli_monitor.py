@@ -34,13 +34,13 @@ def health(
     """Liveness of the monitor role, for container health checks (exit 0 alive, 1 not)."""
     import redis
 
-    from seghw.monitor import store
+    from seghw.connection import unreachable_message
     from seghw.monitor.role import liveness
 
     try:
         ok, message = liveness(this_host=this_host)
     except (redis.RedisError, OSError) as exc:
-        ok, message = False, store.unreachable_message(exc)
+        ok, message = False, unreachable_message(exc)
     print(message, file=sys.stdout if ok else sys.stderr)
     _finish(0 if ok else 1)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seghw import connection
 from seghw.monitor import health, store
 from seghw.monitor.alerts import event_text
 from seghw.monitor.health import HealthConfig
@@ -295,7 +296,7 @@ def collect_ttl(cfg: HealthConfig) -> float:
 def collect_job(log_root: str, interval: float) -> dict:
     """The rq job the scheduler enqueues every interval."""
     cfg = HealthConfig.from_env(interval=interval)
-    conn = store.connect()
+    conn = connection.connect()
     try:
         summary = collect_once(conn, log_root, cfg)
         url = os.environ.get("ALERT_WEBHOOK_URL")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seghw import connection
 from seghw.monitor import store
 
 if TYPE_CHECKING:
@@ -111,8 +112,8 @@ def _die_with_parent() -> None:
 def serve_monitor(log_root: Path, interval: float) -> int:
     """Run the role in the foreground until SIGTERM/SIGINT. Returns the exit code."""
     _setup_logging()
-    url = store.redis_url()
-    store.connect(url)  # a malformed REDIS_URL is a one-line error now, not a restart loop later
+    url = connection.redis_url()
+    connection.connect(url)  # a malformed REDIS_URL is a one-line error now, not a restart loop later
     base = [sys.executable, "-m", "seghw.monitor.role"]
     args = ["--log-root", str(log_root), "--interval", str(interval)]
     children = [Child("worker", [*base, "worker", *args]), Child("scheduler", [*base, "scheduler", *args])]
@@ -125,7 +126,7 @@ def serve_monitor(log_root: Path, interval: float) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    log.info("monitor role: collecting %s every %g s into %s", log_root, interval, store.describe_url(url))
+    log.info("monitor role: collecting %s every %g s into %s", log_root, interval, connection.describe_url(url))
     while not stopping:
         now = time.monotonic()
         for c in children:
@@ -172,12 +173,12 @@ def wait_for_redis(conn: redis.Redis, cap: float, stopped: Callable[[], bool]) -
         try:
             conn.ping()
             if backoff.failures:
-                log.info("Redis at %s is back", store.describe_url(store.redis_url()))
+                log.info("Redis at %s is back", connection.describe_url(connection.redis_url()))
             return True
         except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
             delay = backoff.next()
             if backoff.failures == 1 or delay >= cap:
-                log.warning("%s; retrying in %.1f s", store.unreachable_message(exc), delay)
+                log.warning("%s; retrying in %.1f s", connection.unreachable_message(exc), delay)
             end = time.monotonic() + delay
             while time.monotonic() < end and not stopped():
                 time.sleep(0.1)
@@ -215,7 +216,7 @@ def run_worker(interval: float) -> int:
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda s, f: stop.append(s))
     signal.signal(signal.SIGINT, lambda s, f: stop.append(s))
-    conn = store.connect(decode=False)
+    conn = connection.connect(decode=False)
     if not wait_for_redis(conn, max(1.0, interval), lambda: bool(stop)):
         return 0
     worker = _monitor_worker_class()(
@@ -254,7 +255,7 @@ def run_scheduler(log_root: str, interval: float) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda s, f: stop.set())
     signal.signal(signal.SIGINT, lambda s, f: stop.set())
-    conn = store.connect(decode=False)
+    conn = connection.connect(decode=False)
     cron = CronScheduler(connection=conn)
     cron.register(collect_job, queue_name=store.QUEUE, kwargs={"log_root": log_root, "interval": interval},
                   interval=interval, **collect_job_options(interval))
@@ -291,7 +292,7 @@ def run_scheduler(log_root: str, interval: float) -> int:
         except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
             sleep = backoff.next()
             if backoff.failures == 1:
-                log.warning("%s; retrying every %.1f s at most", store.unreachable_message(exc), backoff.cap)
+                log.warning("%s; retrying every %.1f s at most", connection.unreachable_message(exc), backoff.cap)
         stop.wait(max(0.05, sleep))
     if leader:
         try:
@@ -312,7 +313,7 @@ def liveness(this_host: bool = False) -> tuple[bool, str]:
     ``this_host``), a scheduler holding the lead and a collect within the last intervals."""
     from rq import Queue, Worker
 
-    conn = store.connect(decode=False, fast=True)
+    conn = connection.connect(decode=False, fast=True)
     try:
         beat = conn.get(store.SCHEDULER_HEARTBEAT)
         collect = conn.hgetall(store.COLLECT)

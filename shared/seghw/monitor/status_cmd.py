@@ -10,19 +10,20 @@ import json
 import sys
 import time
 
+from seghw import connection
 from seghw.monitor import store
 from seghw.monitor.status_view import JSON_SCHEMA, StatusView
 
 
 def read_view(run: str | None) -> StatusView:
     """Every run's health from Redis (``run``: one id, or 'latest'). Raises redis errors."""
-    url = store.redis_url()
-    conn = store.connect(url, fast=True)
+    url = connection.redis_url()
+    conn = connection.connect(url, fast=True)
     try:
         runs, latest, collect = store.load_runs(conn)
     finally:
         conn.close()
-    view = StatusView(runs=runs, now=time.time(), source=store.describe_url(url), latest=latest,
+    view = StatusView(runs=runs, now=time.time(), source=connection.describe_url(url), latest=latest,
                       monitor_at=float(collect["at"]) if collect.get("at") else None)
     if run:
         wanted = latest if run == "latest" else run
@@ -39,14 +40,6 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     return (redis.RedisError, OSError)
 
 
-def _error_line(exc: BaseException) -> str:
-    import redis
-
-    if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.AuthenticationError):
-        return f"Redis at {store.describe_url(store.redis_url())} (REDIS_URL) refused: {str(exc).splitlines()[0]}"
-    return store.unreachable_message(exc)
-
-
 NO_DATA = ("no run health in Redis at {source}: start the monitor (`seghw serve monitor`), "
            "or read the stats files directly with `seghw monitor`")
 
@@ -55,7 +48,7 @@ def status_once(run: str | None, as_json: bool) -> int:
     try:
         view = read_view(run)
     except _redis_errors() as exc:
-        message = _error_line(exc)
+        message = connection.unreachable_message(exc)
         print(f"seghw status: {message}", file=sys.stderr)
         if as_json:
             print(json.dumps({"schema": JSON_SCHEMA, "exit_code": 2, "error": message, "runs": []}))
@@ -89,7 +82,7 @@ def status_watch(run: str | None, every: float) -> int:
                     else:
                         body = Text(NO_DATA.format(source=view.source), style="yellow")
                 except _redis_errors() as exc:
-                    code, body = 2, Text(_error_line(exc), style="bold red")
+                    code, body = 2, Text(connection.unreachable_message(exc), style="bold red")
                 live.update(body, refresh=True)
                 time.sleep(every)
         except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""The Redis side of run health: connection from ``REDIS_URL``, key layout, reads and writes.
+"""The Redis side of run health: key layout, reads and writes (``seghw.connection`` says where Redis is).
 
 Key layout (documented in docs/monitor.md):
   seghw:run:<run_id>              hash    the run's state, health and latest metrics
@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
-
-from seghw.errors import UserError
 
 if TYPE_CHECKING:
     import redis
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 QUEUE = "monitor"
 
 RUNS = "seghw:runs"
@@ -64,57 +59,6 @@ FLOAT_FIELDS = (
 )
 JSON_FIELDS = ("problems", "loss_history")
 RUN_FIELDS = TEXT_FIELDS + INT_FIELDS + FLOAT_FIELDS + JSON_FIELDS
-
-
-def redis_url() -> str:
-    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-
-
-def describe_url(url: str) -> str:
-    """The URL without its credentials, for messages (a password is never printed)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<unparsable REDIS_URL>"
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}"
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        at = url.rfind("@")
-        return f"{url[: url.find('://') + 3] if '://' in url else ''}***{url[at:]}" if at >= 0 else url
-    db = parts.path.lstrip("/") or "0"
-    return f"{parts.scheme}://{parts.hostname}:{port or 6379}/{db}"
-
-
-def connect(url: str | None = None, *, decode: bool = True, fast: bool = False) -> redis.Redis:
-    """A client for ``REDIS_URL``. ``fast``: short timeouts and no retries (interactive reads);
-    ``decode=False`` is what rq needs."""
-    import redis
-    from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-    from redis.retry import Retry
-
-    url = url or redis_url()
-    options: dict[str, Any] = {"decode_responses": decode, "health_check_interval": 30}
-    if fast:
-        options.update(socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(NoBackoff(), 0))
-    else:
-        options.update(
-            socket_connect_timeout=5.0,
-            socket_keepalive=True,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
-        )
-    try:
-        return redis.Redis.from_url(url, **options)
-    except ValueError as exc:
-        raise UserError(f"REDIS_URL {describe_url(url)} is not a usable Redis URL: {exc}") from None
-
-
-def unreachable_message(exc: BaseException, url: str | None = None) -> str:
-    url = url or redis_url()
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    # redis-py quotes host and port in its messages but never the password; strip the URL anyway.
-    reason = reason.replace(url, describe_url(url))
-    return f"Redis unreachable at {describe_url(url)} (REDIS_URL): {reason}"
 
 
 def encode(record: Mapping[str, Any]) -> dict[str, str]:

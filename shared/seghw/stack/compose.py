@@ -11,9 +11,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from seghw.stack.settings import StackError
-
-COMPOSE_FILE = "docker-compose.yml"
+from seghw.stack.settings import StackError, env_value, project_dir
 
 
 def mode() -> str:
@@ -57,18 +55,6 @@ def compose_command() -> list[str]:
     raise StackError("a Docker engine answers but neither 'docker compose' nor 'docker-compose' is installed")
 
 
-def project_dir() -> Path:
-    """The folder of docker-compose.yml: the current folder or a parent, else the source checkout."""
-    here = Path.cwd()
-    for d in (here, *here.parents):
-        if (d / COMPOSE_FILE).is_file():
-            return d
-    checkout = Path(__file__).resolve().parents[3]
-    if (checkout / COMPOSE_FILE).is_file():
-        return checkout
-    raise StackError(f"no {COMPOSE_FILE} in {here} or its parents: run this from the project folder")
-
-
 def ensure_env_file(directory: Path) -> Path | None:
     """Create ``.env`` from ``.env.example`` with a random REDIS_PASSWORD when it is missing."""
     env = directory / ".env"
@@ -90,19 +76,6 @@ def is_v2() -> bool:
 def up_args(wait: bool = False) -> list[str]:
     # --wait (until every health check passes) exists in Compose v2 only.
     return ["up", "-d", *(["--wait"] if wait and is_v2() else [])]
-
-
-def env_value(name: str, default: str) -> str:
-    """A setting as Compose sees it: the environment, else the project's .env."""
-    if os.environ.get(name):
-        return os.environ[name]
-    try:
-        text = (project_dir() / ".env").read_text(encoding="utf-8")
-    except OSError:
-        return default
-    m = re.search(rf"(?m)^{re.escape(name)}=(.*)$", text)
-    value = m.group(1).strip().strip("'\"") if m else ""
-    return value or default
 
 
 def visualdl_url() -> str:

@@ -42,7 +42,7 @@ class Result:
 
 
 def project_root() -> Path:
-    from seghw.stack.compose import project_dir
+    from seghw.stack.settings import project_dir
 
     return project_dir()
 

@@ -281,7 +281,7 @@ def _tail(log: Path, offset: int, lines: int = 15, role: str | None = None) -> s
 def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, log_offset: int) -> None:
     import redis
 
-    from seghw.stack.redisconn import connect
+    from seghw.connection import RedisUnavailable, connect
 
     log = Path(state["log_file"])
     deadline = time.monotonic() + timeout
@@ -296,9 +296,9 @@ def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, l
             raise StackError(f"the local stack stopped while starting ({why}); see {log}")
         if pending["Redis"]:
             try:
-                conn = connect(state["redis_url"], wait=0, socket_timeout=5)
+                conn = connect(state["redis_url"], decode=False, wait=0, socket_timeout=5)
                 pending["Redis"] = False
-            except StackError:
+            except RedisUnavailable:
                 pass
         if conn is not None and pending["the trainer worker"]:
             try:

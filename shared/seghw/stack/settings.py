@@ -32,7 +32,11 @@ def stop_key(run_id: str) -> str:
 
 
 def env_port(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+    return env_port_value(os.environ.get(name, ""), name, default)
+
+
+def env_port_value(raw: str, name: str, default: int) -> int:
+    raw = raw.strip()
     if not raw:
         return default
     try:
@@ -104,17 +108,68 @@ def remove_state(directory: Path | None = None) -> None:
     state_path(directory).unlink(missing_ok=True)
 
 
-def redis_url(required: bool = True) -> str | None:
-    """``REDIS_URL``, else the URL of the running local stack."""
-    url = os.environ.get("REDIS_URL")
-    if url:
-        return url
-    state = read_state()
-    if state is not None:
-        return state.redis_url
-    if required:
-        raise StackError("no Redis to talk to: start the stack (make up) or set REDIS_URL")
-    return None
+def local_stack_redis() -> tuple[Path | None, str | None]:
+    """The state file of the local stack started here and its Redis URL, if one is recorded: the
+    stack folder (``SEGHW_STACK_DIR``, else ``./.stack``), else the project's ``.stack``."""
+    candidates = [stack_dir()]
+    if not os.environ.get("SEGHW_STACK_DIR"):
+        try:
+            candidates.append(project_dir() / DEFAULT_STACK_DIR)
+        except StackError:
+            pass
+    for directory in candidates:
+        state = read_state(directory)
+        if state is not None and state.data.get("redis_url"):
+            return state_path(directory), state.redis_url
+    return None, None
+
+
+# ---------------------------------------------------------------- the compose project
+
+COMPOSE_FILE = "docker-compose.yml"
+REDIS_PORT_OVERRIDE = "compose.redis-port.yml"
+
+
+def project_dir() -> Path:
+    """The folder of docker-compose.yml: the current folder or a parent, else the source checkout."""
+    here = Path.cwd()
+    for d in (here, *here.parents):
+        if (d / COMPOSE_FILE).is_file():
+            return d
+    checkout = Path(__file__).resolve().parents[3]
+    if (checkout / COMPOSE_FILE).is_file():
+        return checkout
+    raise StackError(f"no {COMPOSE_FILE} in {here} or its parents: run this from the project folder")
+
+
+def project_env() -> dict[str, str]:
+    """The project's ``.env`` as Compose reads it (empty when there is none)."""
+    try:
+        path = project_dir() / ".env"
+    except StackError:
+        return {}
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def env_value(name: str, default: str = "") -> str:
+    """A setting as Compose sees it: the environment, else the project's ``.env``, else ``default``."""
+    return os.environ.get(name) or project_env().get(name) or default
+
+
+def compose_published_redis() -> tuple[str, str] | None:
+    """(URL, source) of the compose stack's Redis when the settings publish it on this host."""
+    from seghw.connection import url_with_password
+
+    files = env_value("COMPOSE_FILE").replace(";", ":").split(":")
+    if not any(Path(f).name == REDIS_PORT_OVERRIDE for f in files):
+        return None
+    password = env_value("REDIS_PASSWORD")
+    port = env_port_value(env_value("REDIS_PORT"), "REDIS_PORT", DEFAULT_REDIS_PORT)
+    return url_with_password("127.0.0.1", port, password), f"the compose stack, {REDIS_PORT_OVERRIDE} in .env"
 
 
 def visualdl_url() -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from seghw.connection import connect
 from seghw.errors import UserError
 from seghw.paths import RUN_NAME_RE, latest_run
-from seghw.stack.redisconn import connect
 from seghw.stack.settings import QUEUE, default_log_root, stop_key, visualdl_url
 
 JOB_FUNC = "seghw.stack.jobs.run_training"
@@ -75,7 +75,7 @@ def submit(train_args: list[str], log_root: Path | None = None) -> Submitted:
     root = Path(explicit_root).absolute() if explicit_root else (log_root or default_log_root()).absolute()
     args, resume = _pop_option(args, "--resume")
 
-    conn = connect(wait=0)
+    conn = connect(decode=False, wait=0)
     queue = Queue(QUEUE, connection=conn)
     if resume is not None:
         run_dir = resolve_run(root, resume)
@@ -146,6 +146,6 @@ def stop(ref: str, log_root: Path | None = None) -> str:
     """Set ``seghw:stop:<run_id>``; the job sends SIGTERM to its trainer within a second."""
     root = (log_root or default_log_root()).absolute()
     run_id = ref if (RUN_NAME_RE.match(ref) and ref != "latest") else resolve_run(root, ref).name
-    conn = connect(wait=0)
+    conn = connect(decode=False, wait=0)
     conn.set(stop_key(run_id), "1", ex=STOP_KEY_TTL)
     return run_id

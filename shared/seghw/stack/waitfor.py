@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-from seghw.stack.redisconn import connect
-from seghw.stack.settings import StackError
+from seghw.connection import RedisUnavailable, connect
 
 
 def main() -> int:
     wait = float(os.environ.get("SEGHW_REDIS_WAIT", "60"))
     try:
         connect(wait=wait)
-    except StackError as exc:
+    except RedisUnavailable as exc:
         print(f"seghw: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -7,8 +7,8 @@ import signal
 import socket
 from datetime import datetime, timedelta, timezone
 
-from seghw.stack.redisconn import connect, masked
-from seghw.stack.settings import QUEUE, WORKER_TTL, redis_url
+from seghw.connection import connect, describe_url, redis_url
+from seghw.stack.settings import QUEUE, WORKER_TTL
 
 
 def _worker_class():
@@ -41,9 +41,9 @@ def serve_trainer(burst: bool = False, wait: float = 60.0) -> int:
     from rq import Queue
 
     url = redis_url()
-    conn = connect(url, wait=wait, socket_timeout=None)
+    conn = connect(url, decode=False, wait=wait)
     worker = _worker_class()([Queue(QUEUE, connection=conn)], connection=conn, worker_ttl=WORKER_TTL)
-    print(f"seghw trainer: rq worker {worker.name} on queue {QUEUE!r} at {masked(url)}", flush=True)
+    print(f"seghw trainer: rq worker {worker.name} on queue {QUEUE!r} at {describe_url(url)}", flush=True)
     worker.work(burst=burst, logging_level="INFO")
     return 0
 
@@ -53,7 +53,7 @@ def check_trainer(hostname: str | None = None) -> tuple[bool, str]:
     from rq import Queue, Worker
 
     hostname = hostname or socket.gethostname()
-    conn = connect(wait=0)
+    conn = connect(decode=False, fast=True, wait=0)
     workers = [w for w in Worker.all(queue=Queue(QUEUE, connection=conn)) if w.hostname == hostname]
     if not workers:
         return False, f"no trainer worker of host {hostname} is registered on queue {QUEUE!r}"
