@@ -249,3 +249,17 @@ def test_plain_seghw_commands_find_the_local_stack_without_redis_url(tmp_path: P
         assert not [o for o in outputs if password in o]
     finally:
         stack.cleanup()
+
+
+def test_roles_stop_without_a_traceback_when_redis_went_first(stack: LocalStack):
+    """``make down`` can see Redis exit before the rq workers unregister: one line, no traceback."""
+    stack.seghw("stack", "up", check=True)
+    procs = stack.processes()
+    roles = _roles(procs)
+    roles["redis"].terminate()  # the supervisor then stops the other roles while Redis is gone
+    wait_until(lambda: not alive(procs), 60, what="every role to stop")
+    log = (stack.dir / "stack.log").read_text()
+    assert "Traceback" not in log, log[-4000:]
+    assert log.count("Redis went away before the worker could unregister") == 2  # trainer and monitor
+    for role in ("trainer", "monitor"):
+        assert f"{role}.1 stopped (rc=0)" in log, log[-3000:]

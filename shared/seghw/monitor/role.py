@@ -188,7 +188,9 @@ def wait_for_redis(conn: redis.Redis, cap: float, stopped: Callable[[], bool]) -
 def _monitor_worker_class():
     from rq import Worker, worker_registration
 
-    class MonitorWorker(Worker):
+    from seghw.rq_teardown import SurvivesRedisGone
+
+    class MonitorWorker(SurvivesRedisGone, Worker):
         """rq's worker, re-registering itself if Redis lost its data (a restart without
         persistence), so that ``rq info`` and ``seghw health`` see it again."""
 

@@ -14,9 +14,10 @@ from seghw.stack.settings import QUEUE, WORKER_TTL
 def _worker_class():
     from rq import Worker
 
+    from seghw.rq_teardown import SurvivesRedisGone
     from seghw.stack import jobs
 
-    class TrainerWorker(Worker):
+    class TrainerWorker(SurvivesRedisGone, Worker):
         """rq's first SIGTERM waits for the job, and the job's process never sees the signal.
         This worker passes it on: the horse's handler sends SIGTERM to ``seghw train``, which
         checkpoints and ends ``stopped``; then the job returns and the worker exits."""
