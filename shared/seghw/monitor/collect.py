@@ -175,8 +175,20 @@ UNREADABLE = health.Assessment(state="unknown", health="unreadable", level="warn
                                message="", age_s=None, stall_after_s=0.0, progress=None, eta_s=None)
 
 
+def trainer_alive(stats: Mapping[str, Any], age: float | None, present: bool | None) -> bool | None:
+    """Whether the run's trainer lives: its process when it runs on this host, else whether the queue
+    job running it still answers in Redis (``present``; None when no queue job started it). A stats
+    file younger than the job key's TTL vouches for the trainer (Redis may just have restarted)."""
+    alive = process_alive(stats)
+    if alive is None and present is False and stats.get("status") == "running" \
+            and age is not None and age > store.TRAINER_TTL_S:
+        return False
+    return alive
+
+
 def build_update(
-    snap: Snapshot, previous: Mapping[str, str], cfg: HealthConfig, now: float, fresh_alert_s: float
+    snap: Snapshot, previous: Mapping[str, str], cfg: HealthConfig, now: float, fresh_alert_s: float,
+    trainer_present: bool | None = None,
 ) -> store.RunUpdate | None:
     """The run's new hash from this read and its previous hash (the collector's only memory)."""
     stats, observed, memory = _judged_stats(snap, previous, now)
@@ -186,7 +198,9 @@ def build_update(
         a = dataclasses.replace(UNREADABLE, message=snap.error or "")
         stats = {}
     else:
-        a = health.assess(stats, now=now, cfg=cfg, observed_at=observed, pid_alive=process_alive(stats))
+        age = health.heartbeat_age(stats, now, observed)
+        a = health.assess(stats, now=now, cfg=cfg, observed_at=observed,
+                          pid_alive=trainer_alive(stats, age, trainer_present))
     fields = record_from_stats(stats, snap.run_dir, a, observed_at=observed, now=now)
     if snap.error:
         fields["read_error"] = snap.error
@@ -254,11 +268,12 @@ def collect_once(conn: redis.Redis, log_root: str | os.PathLike, cfg: HealthConf
     snaps = [read_snapshot(d) for d in list_runs(root)]
     top = newest([s for s in snaps if s.stats is not None] or snaps)
     fresh_alert_s = max(120.0, 10 * cfg.interval)
+    presence = store.trainer_presence(conn, [s.run_id for s in snaps if (s.stats or {}).get("status") == "running"])
     for snap in snaps:
         update = store.update_run(
             conn,
             snap.run_id,
-            lambda prev, snap=snap: build_update(snap, prev, cfg, now, fresh_alert_s),
+            lambda prev, snap=snap: build_update(snap, prev, cfg, now, fresh_alert_s, presence.get(snap.run_id)),
             is_latest=top is not None and snap.run_id == top.run_id,
         )
         if update is not None:

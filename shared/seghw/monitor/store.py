@@ -3,6 +3,8 @@
 Key layout (documented in docs/monitor.md):
   seghw:run:<run_id>              hash    the run's state, health and latest metrics
   seghw:run:<run_id>:heartbeat    string  the trainer's updated_at; its TTL runs out when the run stalls
+  seghw:run:<run_id>:trainer      string  host of the queue job running it; refreshed every second, TTL 5 s
+  seghw:run:<run_id>:supervised   string  set when a queue job starts the run: the key above must exist
   seghw:runs                      zset    run ids scored by their last update (monitor clock)
   seghw:latest                    string  id of the newest run (latest started_at)
   seghw:events                    stream  every change of a run's state or health (capped)
@@ -43,6 +45,42 @@ def run_key(run_id: str) -> str:
 
 def heartbeat_key(run_id: str) -> str:
     return f"seghw:run:{run_id}:heartbeat"
+
+
+def trainer_key(run_id: str) -> str:
+    return f"seghw:run:{run_id}:trainer"
+
+
+def supervised_key(run_id: str) -> str:
+    return f"seghw:run:{run_id}:supervised"
+
+
+# The queue job that runs a training refreshes trainer_key every second with this TTL. A run whose
+# job is gone (its container killed, its host down) loses the key within seconds, long before its
+# stats heartbeat counts as stalled: the monitor on another host sees the death this way.
+TRAINER_TTL_S = 5.0
+SUPERVISED_TTL_S = 30 * 24 * 3600
+
+
+def mark_trainer_alive(conn: redis.Redis, run_id: str, host: str, first: bool = False) -> None:
+    with conn.pipeline(transaction=False) as pipe:
+        if first:
+            pipe.set(supervised_key(run_id), host, ex=SUPERVISED_TTL_S)
+        pipe.set(trainer_key(run_id), host, px=int(TRAINER_TTL_S * 1000))
+        pipe.execute()
+
+
+def trainer_presence(conn: redis.Redis, run_ids: list[str]) -> dict[str, bool | None]:
+    """Per run: True while its queue job answers, False once it stopped answering, None for a run
+    no queue job started (``seghw train`` by hand)."""
+    if not run_ids:
+        return {}
+    with conn.pipeline(transaction=False) as pipe:
+        for run_id in run_ids:
+            pipe.exists(supervised_key(run_id))
+            pipe.exists(trainer_key(run_id))
+        flags = pipe.execute()
+    return {run_id: (bool(flags[2 * i + 1]) if flags[2 * i] else None) for i, run_id in enumerate(run_ids)}
 
 
 # The run hash, field by field. ``stats`` (the last good stats document) and ``sig`` (what the
@@ -152,7 +190,7 @@ def remove_run(conn: redis.Redis, run_id: str, event: Callable[[dict[str, str]],
         pipe.multi()
         if not previous and not in_index:
             return
-        pipe.delete(key, heartbeat_key(run_id))
+        pipe.delete(key, heartbeat_key(run_id), trainer_key(run_id), supervised_key(run_id))
         pipe.zrem(RUNS, run_id)
         if latest == run_id:
             pipe.delete(LATEST)

@@ -32,6 +32,14 @@ def _require_local():
     return state
 
 
+def _require_compose(service: str) -> None:
+    from seghw.stack import compose
+    from seghw.stack.settings import StackError
+
+    if service not in compose.running_services():
+        raise StackError(f"the compose stack's {service} is not running: start the stack with make up")
+
+
 def _exit(code: int) -> None:
     # SystemExit, not typer.Exit: seghw.cli runs the app in non-standalone mode, which turns
     # typer.Exit into a return value that main() does not pass on.
@@ -111,9 +119,9 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
             created = compose.ensure_env_file(compose.project_dir())
             if created:
                 print(f"created {created} with a random REDIS_PASSWORD (edit it to change the settings)")
-            code = compose.run(compose.up_args())
+            code = compose.up()
             if code == 0:
-                print(f"stack up: VisualDL {compose.visualdl_url()} (make status, make logs, make down)")
+                print(f"stack up: {compose.ports_note()} (make status, make logs, make down)")
             _exit(code)
             return
         state, started = local.up(timeout=timeout)
@@ -141,6 +149,7 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
         from seghw.stack import compose, local
 
         if compose.mode() == "compose":
+            _require_compose("monitor")
             _exit(compose.run([*compose.exec_args("monitor"), "seghw", "status", *ctx.args]))
             return
         state = local.running_state()
@@ -169,6 +178,7 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
         from seghw.stack.submit import describe, submit
 
         if compose.mode() == "compose":
+            _require_compose("trainer")
             _exit(compose.run([*compose.exec_args("trainer"), "seghw", "submit", *ctx.args]))
             return
         _local_env(_require_local())
@@ -181,6 +191,7 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
         from seghw.stack.submit import stop
 
         if compose.mode() == "compose":
+            _require_compose("trainer")
             _exit(compose.run([*compose.exec_args("trainer"), "seghw", "stop", run]))
             return
         _local_env(_require_local())
@@ -203,7 +214,7 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
             created = compose.ensure_env_file(compose.project_dir())
             if created:
                 print(f"created {created} with a random REDIS_PASSWORD")
-            if compose.run(compose.up_args(wait=True)) != 0:
+            if compose.up(wait=True) != 0:
                 _exit(1)
                 return
             done = compose.capture(["exec", "-T", "trainer", "seghw", "submit", *args])

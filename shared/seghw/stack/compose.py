@@ -1,17 +1,35 @@
-"""Docker Compose side of the stack: is there an engine, which compose command, where is the project."""
+"""Docker Compose side of the stack: is there an engine, which compose command, which files, and the
+checks that turn what would be a wall of build output into one line naming the setting at fault."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
+from collections import deque
 from functools import lru_cache
 from pathlib import Path
 
-from seghw.stack.settings import StackError, env_value, project_dir
+from seghw.stack import engine
+from seghw.stack.settings import REDIS_PORT_OVERRIDE, StackError, env_value, project_dir
+
+BUILD_CA_OVERRIDE = "compose.build-ca.yml"
+DEFAULT_FILES = "docker-compose.yml"
+# The settings that name base images, and their defaults (those of the compose files).
+BASE_IMAGES = {
+    "PYTHON_IMAGE": "python:3.11-slim-bookworm",
+    "PADDLE_IMAGE": "paddlepaddle/paddle:3.3.0-gpu-cuda12.6-cudnn9.5",
+    "REDIS_IMAGE": "redis:7.4-alpine",
+}
+NO_ENGINE = ("no Docker engine answers (docker info failed): start Docker (systemctl start docker, or "
+             "dockerd), or point DOCKER_HOST at an engine; without Docker, STACK=local make up runs the "
+             "stack as local processes")
 
 
 def mode() -> str:
@@ -21,7 +39,7 @@ def mode() -> str:
         return "local"
     if forced in ("compose", "docker"):
         if not engine_answers():
-            raise StackError("STACK=compose but no Docker engine answers (docker info failed)")
+            raise StackError(f"STACK=compose but {NO_ENGINE}")
         return "compose"
     if forced:
         raise StackError(f"STACK={forced!r}: use STACK=local or STACK=compose (or leave it unset)")
@@ -30,15 +48,7 @@ def mode() -> str:
 
 @lru_cache(maxsize=1)
 def engine_answers() -> bool:
-    docker = shutil.which("docker")
-    if not docker:
-        return False
-    try:
-        done = subprocess.run([docker, "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    return engine.answers()
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +62,12 @@ def compose_command() -> list[str]:
     legacy = shutil.which("docker-compose")
     if legacy:
         return [legacy]
-    raise StackError("a Docker engine answers but neither 'docker compose' nor 'docker-compose' is installed")
+    raise StackError("a Docker engine answers but neither 'docker compose' nor 'docker-compose' is installed "
+                     "(Compose v2: make tools, or your distribution's docker-compose-plugin)")
+
+
+def is_v2() -> bool:
+    return compose_command()[-1] == "compose"
 
 
 def ensure_env_file(directory: Path) -> Path | None:
@@ -69,26 +84,33 @@ def ensure_env_file(directory: Path) -> Path | None:
     return env
 
 
-def is_v2() -> bool:
-    return compose_command()[-1] == "compose"
+def compose_files() -> list[str]:
+    """The compose files in use: ``COMPOSE_FILE`` (environment, else .env), with the CA override
+    added when ``BUILD_CA_BUNDLE`` is set."""
+    files = [f for f in env_value("COMPOSE_FILE", DEFAULT_FILES).replace(";", ":").split(":") if f]
+    if env_value("BUILD_CA_BUNDLE") and not any(Path(f).name == BUILD_CA_OVERRIDE for f in files):
+        files.append(BUILD_CA_OVERRIDE)
+    return files
 
 
-def up_args(wait: bool = False) -> list[str]:
-    # --wait (until every health check passes) exists in Compose v2 only.
-    return ["up", "-d", *(["--wait"] if wait and is_v2() else [])]
+def compose_env() -> dict[str, str]:
+    return {**os.environ, "COMPOSE_FILE": ":".join(compose_files())}
 
 
-def visualdl_url() -> str:
-    return f"http://127.0.0.1:{env_value('VISUALDL_PORT', '8040')}"
+def _cmd(args: list[str]) -> list[str]:
+    return [*compose_command(), "--project-directory", str(project_dir()), *args]
 
 
 def run(args: list[str], check: bool = False) -> int:
-    directory = project_dir()
-    cmd = [*compose_command(), "--project-directory", str(directory), *args]
     try:
-        return subprocess.run(cmd, cwd=directory, check=check).returncode
+        return subprocess.run(_cmd(args), cwd=project_dir(), env=compose_env(), check=check).returncode
     except KeyboardInterrupt:
         return 130
+
+
+def capture(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(_cmd(args), cwd=project_dir(), env=compose_env(), capture_output=True, text=True,
+                          check=False)
 
 
 def exec_args(service: str) -> list[str]:
@@ -96,7 +118,169 @@ def exec_args(service: str) -> list[str]:
     return ["exec", *([] if sys.stdin.isatty() else ["-T"]), service]
 
 
-def capture(args: list[str]) -> subprocess.CompletedProcess:
-    directory = project_dir()
-    cmd = [*compose_command(), "--project-directory", str(directory), *args]
-    return subprocess.run(cmd, cwd=directory, capture_output=True, text=True, check=False)
+def visualdl_url() -> str:
+    return f"http://127.0.0.1:{env_value('VISUALDL_PORT', '8040')}"
+
+
+# ---------------------------------------------------------------- checks before `up`
+
+
+def check_settings() -> None:
+    """The settings `up` needs, each failure one line naming the setting."""
+    if not env_value("REDIS_PASSWORD"):
+        raise StackError("REDIS_PASSWORD is not set: put REDIS_PASSWORD=<letters and digits> in .env "
+                         "(make up writes a random one when .env is missing)")
+    if not re.fullmatch(r"[A-Za-z0-9]+", env_value("REDIS_PASSWORD")):
+        raise StackError("REDIS_PASSWORD has characters other than letters and digits: it goes into "
+                         "REDIS_URL inside the containers; choose one of letters and digits")
+    ca = env_value("BUILD_CA_BUNDLE")
+    if ca:
+        if not Path(ca).is_file():
+            raise StackError(f"BUILD_CA_BUNDLE={ca}: no such file (the CA bundle the builds must trust, "
+                             "e.g. /etc/ssl/certs/ca-certificates.crt)")
+        if not is_v2():
+            raise StackError("BUILD_CA_BUNDLE needs Compose v2 (docker compose): docker-compose 1.29 cannot "
+                             "hand build secrets to the builds")
+
+
+def resolved_config() -> dict:
+    """The compose model after interpolation (``config --format json``; Compose v2)."""
+    done = capture(["config", "--format", "json"])
+    if done.returncode != 0:
+        raise StackError(f"docker compose config failed: {first_line(done.stderr or done.stdout)}")
+    return json.loads(done.stdout)
+
+
+def base_images(config: dict) -> dict[str, str]:
+    """Each base image the stack needs -> the setting that names it."""
+    settings = {env_value(name, default): name for name, default in BASE_IMAGES.items()}
+    needed: dict[str, str] = {}
+    for name, service in (config.get("services") or {}).items():
+        build = service.get("build")
+        values = [v for k, v in ((build or {}).get("args") or {}).items() if k.endswith("_IMAGE") and v]
+        if not build and name == "redis" and service.get("image"):
+            values.append(service["image"])
+        for value in values:
+            needed.setdefault(value, settings.get(value, f"the {name} service's base image"))
+    return needed
+
+
+def check_base_images(config: dict) -> None:
+    """Every base image is here or can be pulled; else one line naming its setting and the way out."""
+    for image, setting in base_images(config).items():
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0:
+            continue
+        pulled = subprocess.run(["docker", "pull", "--quiet", image], capture_output=True, text=True, check=False)
+        if pulled.returncode == 0:
+            continue
+        raise StackError(
+            f"base image {image} ({setting}) is not here and cannot be pulled ({first_line(pulled.stderr)}): "
+            f"without a registry, build stand-ins with `make base-images` and set {setting} in .env to the "
+            f"one it prints; behind a mirror, set {setting} to the mirror's image")
+
+
+def _published_ports(config: dict) -> list[tuple[str, int, str]]:
+    """(host ip, host port, setting) of every published port."""
+    settings = {"visualdl": "VISUALDL_PORT", "redis": "REDIS_PORT"}
+    out = []
+    for name, service in (config.get("services") or {}).items():
+        for port in service.get("ports") or []:
+            published = port.get("published") if isinstance(port, dict) else None
+            if published:
+                out.append((port.get("host_ip") or "0.0.0.0", int(published), settings.get(name, name)))
+    return out
+
+
+def running_services() -> set[str]:
+    done = capture(["ps", "--services", "--status", "running"])
+    return set(done.stdout.split()) if done.returncode == 0 else set()
+
+
+def check_ports(config: dict) -> None:
+    """A published port held by something other than this stack is one line naming its setting."""
+    mine = running_services()
+    by_setting = {"VISUALDL_PORT": "visualdl", "REDIS_PORT": "redis"}
+    for host, port, setting in _published_ports(config):
+        if by_setting.get(setting) in mine:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise StackError(f"port {port} on this host is already in use: set {setting} in .env to a "
+                                     f"free port (e.g. {setting}={port + 1})") from None
+
+
+def preflight() -> None:
+    check_settings()
+    if not is_v2():
+        return  # docker-compose 1.29 has no `config --format json`; its own errors stand
+    config = resolved_config()
+    check_base_images(config)
+    check_ports(config)
+
+
+# ---------------------------------------------------------------- build and up
+
+
+# What a failed build or start says, and the line that names the setting to change.
+KNOWN_FAILURES = (
+    ("CERTIFICATE_VERIFY_FAILED",
+     "a build could not reach PyPI: a TLS-intercepting proxy's certificate is not trusted "
+     "(CERTIFICATE_VERIFY_FAILED); set BUILD_CA_BUNDLE in .env to the CA bundle that trusts it, "
+     "e.g. BUILD_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"),
+    ("port is already allocated", "a published port is already in use: set VISUALDL_PORT (or REDIS_PORT) in "
+     ".env to a free port"),
+    ("address already in use", "a published port is already in use: set VISUALDL_PORT (or REDIS_PORT) in "
+     ".env to a free port"),
+    ("required variable", None),  # compose's own line names the variable
+)
+
+
+def explain_failure(output: str) -> str | None:
+    for needle, message in KNOWN_FAILURES:
+        if needle in output:
+            if message is None:
+                return first_line(next(line for line in output.splitlines() if needle in line))
+            return message
+    return None
+
+
+def first_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def up(wait: bool = False) -> int:
+    """Checks, then ``up -d --build`` with the output shown as it comes; a known failure ends in one
+    line naming the setting."""
+    preflight()
+    args = ["up", "-d", "--build"]
+    if wait and is_v2():
+        args += ["--wait"]
+    tail: deque[str] = deque(maxlen=400)
+    proc = subprocess.Popen(_cmd(args), cwd=project_dir(), env=compose_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            tail.append(line)
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return 130
+    if rc != 0:
+        why = explain_failure("".join(tail))
+        if why:
+            raise StackError(why)
+    return rc
+
+
+def ports_note() -> str:
+    files = compose_files()
+    redis = f"; Redis on 127.0.0.1:{env_value('REDIS_PORT', '6379')}" if any(
+        Path(f).name == REDIS_PORT_OVERRIDE for f in files) else ""
+    return f"VisualDL {visualdl_url()}{redis}"

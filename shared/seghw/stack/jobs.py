@@ -8,6 +8,7 @@ see ``seghw.stack.worker``) and the Redis key ``seghw:stop:<run_id>`` that ``seg
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -58,14 +59,29 @@ def _log(run_id: str, message: str) -> None:
     print(f"[seghw trainer] {run_id}: {message}", flush=True)
 
 
-def _stop_requested(conn: Any, run_id: str) -> bool:
+def _stop_requested(conn: Any, run_id: str, first: bool = False) -> bool:
+    """Whether ``seghw stop`` asked for this run; also tells the monitor that its trainer lives."""
     import redis
 
+    from seghw.monitor import store
+
     try:
+        store.mark_trainer_alive(conn, run_id, socket.gethostname(), first=first)
         return bool(conn.exists(stop_key(run_id)))
     except (redis.RedisError, OSError):
         # Redis restarting must not end a training run: check again on the next tick.
         return False
+
+
+def _trainer_gone(conn: Any, run_id: str) -> None:
+    import redis
+
+    from seghw.monitor import store
+
+    try:
+        conn.delete(store.trainer_key(run_id))
+    except (redis.RedisError, OSError):
+        pass
 
 
 def train_command(run_dir: str, train_args: list[str]) -> list[str]:
@@ -79,7 +95,7 @@ def run_training(run_id: str, run_dir: str, train_args: list[str]) -> dict[str, 
     job = get_current_job()
     conn = job.connection if job is not None else None
     sup = SUPERVISOR
-    if conn is not None and _stop_requested(conn, run_id):
+    if conn is not None and _stop_requested(conn, run_id, first=True):
         sup.request_stop("stop requested before the run started")
     if sup.stop_reason is not None:
         _log(run_id, f"not started: {sup.stop_reason}")
@@ -98,9 +114,11 @@ def run_training(run_id: str, run_dir: str, train_args: list[str]) -> dict[str, 
             break
         except subprocess.TimeoutExpired:
             pass
-        if not sup.signalled and conn is not None and _stop_requested(conn, run_id):
+        if conn is not None and _stop_requested(conn, run_id) and not sup.signalled:
             _log(run_id, "stop requested (seghw stop): sending SIGTERM to the trainer")
             sup.request_stop("stop requested")
+    if conn is not None:
+        _trainer_gone(conn, run_id)
     stopped = sup.signalled
     _log(run_id, f"seghw train ended: {describe_exit(rc)}")
     status = _settle(Path(run_dir), rc, stopped=stopped)
