@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from seghw.connection import connect
 from seghw.errors import UserError
 from seghw.paths import RUN_NAME_RE, latest_run
-from seghw.stack.settings import QUEUE, default_log_root, stop_key, visualdl_url
+from seghw.stack.settings import QUEUE, WORKER_TTL, default_log_root, stop_key, visualdl_url
 
 JOB_FUNC = "seghw.stack.jobs.run_training"
 RESULT_TTL = 30 * 24 * 3600
@@ -88,7 +89,7 @@ def submit(train_args: list[str], log_root: Path | None = None) -> Submitted:
     if existing is not None:
         status = existing.get_status(refresh=True)
         state = getattr(status, "value", status)
-        if state in ACTIVE:
+        if state in ACTIVE and not (state == "started" and job_is_abandoned(conn, existing)):
             raise UserError(f"run {run_id} is already {state} on queue {QUEUE!r}")
         existing.delete()
     if resume is None:
@@ -108,13 +109,21 @@ def submit(train_args: list[str], log_root: Path | None = None) -> Submitted:
     return Submitted(run_id=run_id, run_dir=run_dir, argv=args, resumed=resume is not None)
 
 
+def job_is_abandoned(conn, job) -> bool:
+    """A started job whose worker died with it (a killed container, ``kill -9``): rq still lists it
+    as started until its registration expires."""
+    from seghw.stack.liveness import worker_is_gone
+
+    return worker_is_gone(conn, job.worker_name, WORKER_TTL + 60)
+
+
 def _mark_requeued(run_dir: Path) -> None:
     """Show a resubmitted run as queued (not as the failure it ended with) until its trainer starts;
     everything else in its stats stays, for the resumed trainer and the monitor."""
     import socket
 
-    import psutil
-
+    from seghw.monitor.health import parse_time
+    from seghw.stack.liveness import process_is
     from seghw.stats import now_iso, read_stats, write_stats
 
     try:
@@ -122,8 +131,9 @@ def _mark_requeued(run_dir: Path) -> None:
     except (OSError, ValueError):
         return
     pid = doc.get("pid")
-    if doc.get("status") == "running" and doc.get("host") == socket.gethostname() and pid \
-            and psutil.pid_exists(pid):
+    updated = parse_time(doc.get("updated_at"))
+    born_by = datetime.fromtimestamp(updated, timezone.utc) if updated is not None else None
+    if doc.get("status") == "running" and doc.get("host") == socket.gethostname() and process_is(pid, born_by):
         raise UserError(f"run {run_dir.name} is still running (pid {pid}); stop it first: seghw stop {run_dir.name}")
     doc.update(status="queued", error=None, updated_at=now_iso())
     write_stats(run_dir, doc)
@@ -149,3 +159,29 @@ def stop(ref: str, log_root: Path | None = None) -> str:
     conn = connect(decode=False, wait=0)
     conn.set(stop_key(run_id), "1", ex=STOP_KEY_TTL)
     return run_id
+
+
+def resume_abandoned() -> list[Submitted]:
+    """Queue again, with ``--resume``, each run whose job was running when its worker died (a killed
+    container, a crash): the trainer role calls this as it starts, so such a run goes on by itself
+    from its last checkpoint."""
+    from rq import Queue
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+    from rq.registry import StartedJobRegistry
+
+    conn = connect(decode=False, wait=0)
+    resumed = []
+    for job_id in StartedJobRegistry(queue=Queue(QUEUE, connection=conn)).get_job_ids(cleanup=False):
+        try:
+            job = Job.fetch(job_id, connection=conn)
+        except NoSuchJobError:
+            continue
+        if job.func_name != JOB_FUNC or job.get_status(refresh=True) != JobStatus.STARTED:
+            continue
+        if not job_is_abandoned(conn, job):
+            continue
+        _run_id, run_dir, train_args = job.args
+        args, _ = _pop_option(list(train_args), "--resume")
+        resumed.append(submit([*args, "--resume", run_dir], log_root=Path(run_dir).parent))
+    return resumed

@@ -41,10 +41,15 @@ def _worker_class():
 def serve_trainer(burst: bool = False, wait: float = 60.0) -> int:
     from rq import Queue
 
+    from seghw.stack.submit import resume_abandoned
+
     url = redis_url()
     conn = connect(url, decode=False, wait=wait)
     worker = _worker_class()([Queue(QUEUE, connection=conn)], connection=conn, worker_ttl=WORKER_TTL)
     print(f"seghw trainer: rq worker {worker.name} on queue {QUEUE!r} at {describe_url(url)}", flush=True)
+    for sub in resume_abandoned():
+        print(f"seghw trainer: {sub.run_id} was running when its trainer died: queued again to resume from "
+              "its last checkpoint", flush=True)
     worker.work(burst=burst, logging_level="INFO")
     return 0
 

@@ -163,6 +163,7 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool = False):
     ckpt = checkpoint.latest_checkpoint(run_dir) if resume else None
     if ckpt is not None:
         restore(state, ckpt)
+        print(f"resumed from {ckpt} (epoch {state.epoch}, step {state.global_step})", flush=True)
     return state, train_batches, val_batches
 
 
