@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from browser_helpers import sees_scalar_chart
 from stack_helpers import LocalStack, alive, port_free, read_stats, wait_until
 from trainer_helpers import IMAGE_TAGS, SEED_TAGS, vdl_steps
 
@@ -25,9 +26,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 TINY = ["--preset", "cpu-demo", "--synthetic", "16", "--image-size", "32", "--epochs", "2", "--batch-size", "4"]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
@@ -79,44 +77,8 @@ def _visualdl_tags(stack: LocalStack, run_dir: Path) -> dict[str, str]:
 
 
 def _browser_sees_loss_train(stack: LocalStack, run_id: str, shot: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    # Not a skip: a missing browser must not pass unnoticed.
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(stack.visualdl_url() + "/app/scalar", wait_until="load", timeout=60_000)
-            search = page.get_by_placeholder("Search tags in RegExp")
-            search.wait_for(timeout=60_000)
-            def loss_train_of_run(resp) -> bool:
-                if "/app/api/scalar/list" not in resp.url:
-                    return False
-                query = urllib.parse.parse_qs(urllib.parse.urlsplit(resp.url).query)
-                run = query.get("run", [""])[0]
-                return query.get("tag") == ["Loss/Train"] and (run == run_id or run.endswith("/" + run_id))
-
-            with page.expect_response(loss_train_of_run, timeout=60_000) as response:
-                search.fill("^Loss/Train$")
-            points = response.value.json()["data"]
-            assert len(points) == 2, points  # one point per epoch
-            page.get_by_text("Search Result").wait_for(timeout=30_000)
-            # ECharts draws the chart, its title included, on a canvas: a drawn chart has many colours.
-            page.wait_for_function(
-                """() => { const c = document.querySelectorAll('canvas');
-                           if (c.length !== 1 || c[0].width < 100) return false;
-                           const d = c[0].getContext('2d').getImageData(0, 0, c[0].width, c[0].height).data;
-                           const seen = new Set();
-                           for (let i = 0; i < d.length; i += 16) seen.add((d[i] << 16) | (d[i+1] << 8) | d[i+2]);
-                           return seen.size > 40; }""",
-                timeout=30_000,
-            )
-            page.wait_for_timeout(800)  # let the line animation finish before the screenshot
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot))
-        finally:
-            browser.close()
+    points = sees_scalar_chart(stack.visualdl_url(), run_id, "Loss/Train", shot)
+    assert len(points) == 2, points  # one point per epoch
 
 
 def _trainer_child(run_dir: Path) -> psutil.Process:
