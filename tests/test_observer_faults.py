@@ -26,6 +26,7 @@ from trainer_helpers import (
     only_run,
     read_stats,
     records_file,
+    run_seghw,
     start_logger,
     step_result,
     vdl_steps,
@@ -138,3 +139,9 @@ def test_a_closed_stdout_costs_the_progress_output_not_the_run(tmp_path, cache):
     assert "BrokenPipeError" in faults["items"][0]["message"]
     [note] = notes(stderr.read_text())
     assert note.startswith("note: progress output on_") and note.endswith("; training goes on")
+    # The count is the run's, not the process's: a resume keeps it.
+    run_seghw(["train", "--resume", str(only_run(root)), "--epochs", "3", "--log-root", str(root)], cache,
+              check=True)
+    stats = read_stats(only_run(root))
+    assert stats["status"] == "finished" and stats["epoch"] == 3
+    assert stats["display_faults"] == faults
