@@ -201,6 +201,43 @@ def test_several_problems_are_all_reported():
     assert a.health == "stalled,plateau,overfitting" and a.level == "error"
 
 
+# ---------------------------------------------------------------- views not written
+
+FAULTS = {"count": 3, "items": [
+    {"kind": "histogram", "tag": "Weights/bn.weight", "count": 2, "message": "ValueError: Too many bins"},
+    {"kind": "progress", "tag": "on_step_end", "count": 1, "message": "BrokenPipeError: [Errno 32] Broken pipe"}]}
+
+
+def test_views_not_written_are_a_warning_naming_them():
+    a = assess(run(display_faults=FAULTS), now=NOW, cfg=CFG)
+    assert (a.state, a.health, a.level, a.problems) == ("running", "display_faults", "warning", ("display_faults",))
+    assert a.message == ("3 views not written, training went on: histogram Weights/bn.weight, progress on_step_end "
+                         "(first: ValueError: Too many bins)")
+
+
+def test_views_not_written_stay_a_warning_after_the_run_ended():
+    # Unlike a plateau, this does not go away: the finished run's views stay incomplete.
+    for status, level in (("finished", "warning"), ("stopped", "warning"), ("failed", "error")):
+        a = assess(run(status, age=10_000, display_faults=FAULTS), now=NOW, cfg=CFG)
+        assert a.state == status and "display_faults" in a.problems and a.level == level, status
+    assert assess(run("queued", display_faults=FAULTS), now=NOW, cfg=CFG).problems == ()
+
+
+def test_no_views_lost_and_documents_from_before_the_field_are_healthy():
+    assert health.display_faults(run(display_faults={"count": 0, "items": []})) is None
+    assert health.display_faults(run()) is None  # written before the field existed
+    assert health.display_faults(run(display_faults="garbage")) is None
+    assert assess(run(display_faults={"count": 0, "items": []}), now=NOW, cfg=CFG).level == "ok"
+
+
+def test_many_views_not_written_are_summed_up():
+    items = [{"kind": "image", "tag": f"T/{i}", "count": 1, "message": "m"} for i in range(5)]
+    reason = health.display_faults(run(display_faults={"count": 1, "items": items[:1]}))
+    assert reason.startswith("1 view not written")
+    reason = health.display_faults(run(display_faults={"count": 9, "items": items}))
+    assert reason.startswith("9 views not written") and "image T/2 and 2 more" in reason
+
+
 # ---------------------------------------------------------------- progress and ETA
 
 

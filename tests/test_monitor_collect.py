@@ -221,3 +221,19 @@ def test_stats_written_concurrently(conn, write_run):
     collect.collect_once(conn, write_run.root, CFG)
     h = conn.hgetall(store.run_key("logs_11270745"))
     assert (h["state"], h["health"], h["read_error"]) == ("running", "ok", "")
+
+
+def test_views_not_written_make_status_a_warning(conn, write_run, capsys):
+    from seghw.monitor import status_cmd
+
+    faults = {"count": 2, "items": [{"kind": "histogram", "tag": "Weights/bn.weight", "count": 2,
+                                     "message": "ValueError: Too many bins", "at": "2026-11-27T07:45:00.000+00:00"}]}
+    write_run("logs_11270800", status="finished", epochs_done=10, display_faults=faults)
+    write_run("logs_11270900", status="finished", epochs_done=10)  # a document from before the field
+    collect.collect_once(conn, write_run.root, CFG)
+    assert status_cmd.status_once(None, as_json=True) == 1
+    runs = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    lost = runs["logs_11270800"]
+    assert (lost["state"], lost["health"], lost["level"]) == ("finished", "display_faults", "warning")
+    assert lost["message"].startswith("2 views not written, training went on: histogram Weights/bn.weight")
+    assert (runs["logs_11270900"]["health"], runs["logs_11270900"]["level"]) == ("finished", "ok")

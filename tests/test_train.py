@@ -265,6 +265,32 @@ def test_sigterm_stops_with_a_resumable_checkpoint(tmp_path, cache):
     _assert_continuous(run_dir, 3)
 
 
+def test_the_default_gpu_preset_trains_on_the_cpu_and_resumes_with_continuous_curves(tmp_path, cache):
+    """The preset users get by default, at a tiny size: its 9 M-parameter model, its warm-up from a
+    learning rate of 2e-7 (BatchNorm weights then span fewer float32 steps than a histogram has
+    buckets), every observer, two epochs and a resume."""
+    root = tmp_path / "models"
+    args = ["--preset", "gpu", "--synthetic", "32", "--synthetic-size", "96", "--image-size", "64",
+            "--batch-size", "8", "--max-steps-per-epoch", "2", "--device", "cpu", "--num-workers", "1",
+            "--log-every-steps", "1", "--log-root", str(root)]
+    run_seghw(["train", *args, "--epochs", "2"], cache, check=True)
+    run_dir = only_run(root)
+    stats = read_stats(run_dir)
+    assert (stats["status"], stats["epoch"], stats["config"]["preset"]) == ("finished", 2, "gpu")
+    resumed = run_seghw(["train", "--resume", str(run_dir), "--epochs", "3", "--log-root", str(root)], cache,
+                        check=True)
+    assert "resumed at epoch 2, step 4" in resumed.stdout
+    stats = read_stats(run_dir)
+    assert stats["status"] == "finished" and stats["global_step"] == 6
+    assert validation_errors(stats) == []
+    assert stats["display_faults"] == {"count": 0, "items": []}
+    assert "note:" not in resumed.stderr
+    _assert_continuous(run_dir, 3)
+    histograms = {tag: s for tag, s in vdl_steps(run_dir).items() if tag.startswith(("Weights/", "Gradients/"))}
+    assert len(histograms) >= 8 and all(s == [1, 2, 3] for s in histograms.values()), histograms
+    assert len(list(run_dir.glob("vdlrecords.*.log"))) == 1
+
+
 def test_non_finite_loss_marks_the_run_diverged(tmp_path, cache):
     root = tmp_path / "models"
     # An absurd learning rate with clipping off blows the weights up within a few steps.

@@ -75,3 +75,48 @@ def vdl_steps(run_dir: Path) -> dict[str, list[int]]:
             for tag in tags:
                 out[tag] = [int(v.id) for v in reader.get_data(component, tag)]
     return out
+
+
+def start_logger(tmp_path: Path, name: str = "logs_11271600", **overrides):
+    """A real model at 32 px and a started VisualDL logger writing ``tmp_path/name``; a graph file
+    is put there first, so no exporter starts. Returns (state, logger); end with ``on_train_end``."""
+    from seghw.config import build_config
+    from seghw.train.observers.visualdl_logger import VisualDLLogger
+    from seghw.train.runner import build
+
+    cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False, **overrides)
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    (run_dir / "vdlgraph.0000000001.log").write_text("{}")
+    state = build(cfg, run_dir, "cpu", steps_per_epoch=4)
+    vdl = VisualDLLogger(run_dir, log_every_steps=1)
+    vdl.on_train_start(state)
+    return state, vdl
+
+
+def bare_state(tmp_path: Path):
+    """A run's state without a model: what the stats writer and the progress output read."""
+    from seghw.config import build_config
+    from seghw.train.state import RunState
+
+    state = RunState(config=build_config("cpu-demo", epochs=2), run_dir=tmp_path / "logs_11272200", device="cpu",
+                     steps_per_epoch=3, total_parameters=123)
+    state.data_info = {"train_images": 8, "val_images": 2, "skipped": 0}
+    return state
+
+
+def step_result(**values):
+    from seghw.train.state import StepResult
+
+    fields = {"loss": 0.5, "parts": {}, "lr": 1e-3, "grad_norm": 1.0, "batch_size": 4, "step_seconds": 0.1,
+              "data_wait_seconds": 0.0}
+    return StepResult(**{**fields, **values})
+
+
+def epoch_result(**values):
+    from seghw.train.state import EpochResult
+
+    fields = {"train_loss": 0.5, "val_loss": 0.6, "lr": 1e-3, "grad_norm": 1.0, "param_norm": 10.0,
+              "epoch_duration": 2.0, "samples_per_sec": 8.0, "data_wait_share": 0.1,
+              "quality": {"psnr": 20.0, "ssim": 0.5}, "parts": {"l1_hole": 0.1}}
+    return EpochResult(**{**fields, **values})

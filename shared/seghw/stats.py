@@ -31,6 +31,22 @@ def finite_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (at any depth) as null and numpy scalars as plain
+    numbers: the stats file is strict JSON, and one NaN must not cost the whole snapshot."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
+
+
 def clean_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
     return {k: finite_or_none(v) for k, v in metrics.items()}
 
@@ -40,7 +56,7 @@ def stats_path(run_dir: str | Path) -> Path:
 
 
 def write_stats(run_dir: str | Path, doc: dict[str, Any]) -> Path:
-    return write_json_atomic(stats_path(run_dir), doc)
+    return write_json_atomic(stats_path(run_dir), json_safe(doc))
 
 
 def read_stats(run_dir: str | Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""VisualDL records files: find, read frame by frame, and trim to a checkpoint on resume.
+"""VisualDL records files: find, append to, read frame by frame, and trim to a checkpoint on resume.
 
 A records file is a plain sequence of ``[u64 little-endian length][Record protobuf]`` frames with
 no checksum, so a killed writer can leave a torn last frame. VisualDL shows only the newest
@@ -8,8 +8,10 @@ appending to the same file, cut back to what its checkpoint knows.
 
 from __future__ import annotations
 
+import os
 import struct
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from seghw.atomic import write_atomic
@@ -27,6 +29,70 @@ def records_files(run_dir: str | Path) -> list[Path]:
 def newest_records_file(run_dir: str | Path) -> Path | None:
     files = records_files(run_dir)
     return files[-1] if files else None
+
+
+class RecordsWriteError(OSError):
+    """The records file cannot be written: the curves from here on would be lost."""
+
+
+class RecordsWriter:
+    """Appends VisualDL records (built by VisualDL's own ``visualdl.component.base_component``)
+    to a records file, in the frames VisualDL's reader and server read.
+
+    VisualDL's ``LogWriter`` writes on a thread that prints a warning and drops every record it
+    cannot write (a full disk), and recreates a deleted run folder to write into, so curves are lost
+    without an error. Here a write either lands in the file or raises ``RecordsWriteError``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, run_dir: str | Path, display_name: str) -> RecordsWriter:
+        """A new records file, named as VisualDL names them, starting with the run's display name."""
+        from visualdl.component.base_component import meta_data
+
+        writer = cls(Path(run_dir) / f"vdlrecords.{int(time.time()):010d}.log")
+        writer._call(lambda: os.close(os.open(writer.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)))
+        writer.write([meta_data(display_name=display_name, walltime=now_ms())])
+        return writer
+
+    def write(self, records: Iterable) -> None:
+        data = b"".join(_HEADER.pack(len(p)) + p for p in (r.SerializeToString() for r in records))
+        if data:
+            self._call(lambda: self._append(data))
+
+    def sync(self) -> None:
+        """Everything written so far is durable once this returns."""
+        self._call(lambda: self._with_fd(os.fsync))
+
+    def _append(self, data: bytes) -> None:
+        def write_all(fd: int) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+
+        self._with_fd(write_all)
+
+    def _with_fd(self, use: Callable[[int], None]) -> None:
+        # Opened by path each time and never created here: a file or run folder that vanished is
+        # an error, not a fresh empty file.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            use(fd)
+        finally:
+            os.close(fd)
+
+    def _call(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except OSError as exc:
+            raise RecordsWriteError(f"VisualDL records file {self.path} not written: {exc.strerror or exc}") from exc
+
+
+def now_ms() -> int:
+    """A record's wall time, as VisualDL stamps them."""
+    return round(time.time() * 1000)
 
 
 def read_frames(path: str | Path) -> tuple[list[bytes], int]:

@@ -212,6 +212,22 @@ def overfitting(hist: Sequence[Mapping[str, Any]], cfg: HealthConfig) -> str | N
     return f"validation loss rose for {n} epochs while training loss fell"
 
 
+def display_faults(stats: Mapping[str, Any]) -> str | None:
+    """A reason if views of the run (VisualDL scalars, images, histograms, graph, text, hparams,
+    progress output) could not be written; training went on without them."""
+    faults = stats.get("display_faults")
+    count = number(faults.get("count")) if isinstance(faults, Mapping) else None
+    if not count or count <= 0:
+        return None
+    items = [i for i in faults.get("items") or [] if isinstance(i, Mapping)]
+    named = ", ".join(f"{i.get('kind')} {i.get('tag')}" for i in items[:3])
+    if len(items) > 3:
+        named += f" and {len(items) - 3} more"
+    first = f" (first: {items[0].get('message')})" if items and items[0].get("message") else ""
+    views = "view" if count == 1 else "views"
+    return f"{count:.0f} {views} not written, training went on: {named or 'see display_faults in the stats'}{first}"
+
+
 def progress(stats: Mapping[str, Any]) -> float | None:
     step, total = number(stats.get("global_step")), number(stats.get("total_steps"))
     if step is not None and total:
@@ -250,8 +266,8 @@ def assess(
     observed_at: float | None = None,
     pid_alive: bool | None = None,
 ) -> Assessment:
-    """Every rule applied to one run. Terminal and queued runs get no warnings: their numbers no
-    longer move."""
+    """Every rule applied to one run. Terminal and queued runs get no warnings about their numbers,
+    which no longer move; views that were never written (``display_faults``) stay a warning."""
     state = str(stats.get("status") or "unknown")
     age = heartbeat_age(stats, now, observed_at)
     limit = stall_after(stats, cfg)
@@ -287,6 +303,12 @@ def assess(
             if reason:
                 problems.append(name)
                 reasons.append(reason)
+    if state != "queued":
+        # The one warning that outlives the run: its views stay incomplete once it has ended.
+        reason = display_faults(stats)
+        if reason:
+            problems.append("display_faults")
+            reasons.append(reason)
 
     if problems:
         health = ",".join(problems)

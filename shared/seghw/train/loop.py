@@ -119,8 +119,8 @@ def fit(
     # The step's images in every process: the rates and the FLOP utilization are those of the run.
     world = distributed.world_size()
     state.model.train()
-    callbacks.on_train_start(state)
     try:
+        callbacks.on_train_start(state)
         while state.epoch < cfg.epochs:
             callbacks.on_epoch_start(state)
             epoch_started = time.perf_counter() - state.acc.train_seconds

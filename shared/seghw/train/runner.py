@@ -116,6 +116,7 @@ def restore(state, ckpt_path: Path) -> None:
     state.latest = dict(payload["latest"])
     state.best_checkpoint = payload["best_checkpoint"]
     state.bad_steps = int(payload["bad_steps"])
+    state.faults.restore(payload.get("display_faults"))  # absent in checkpoints saved before the count
     state.last_checkpoint = {"path": str(ckpt_path), "epoch": state.epoch, "global_step": state.global_step,
                              "psnr": state.latest.get("psnr")}
     state.resumed_from = dict(state.last_checkpoint)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from seghw.config import TrainConfig
+from seghw.train.observers.faults import DisplayFaults
 
 
 @dataclass
@@ -90,6 +91,7 @@ class RunState:
     error: dict[str, str] | None = None
     acc: EpochAccumulator = field(default_factory=EpochAccumulator)
     resumed_from: dict[str, Any] | None = None  # {"path", "epoch", "global_step"}
+    faults: DisplayFaults = field(default_factory=DisplayFaults)  # views not written; training went on
     # Live training objects; observers may read them (e.g. to checkpoint), never replace them.
     model: Any = None
     optimizer: Any = None

@@ -48,6 +48,7 @@ def checkpoint_payload(state: RunState) -> dict:
         "latest": dict(state.latest),
         "best_checkpoint": state.best_checkpoint,
         "bad_steps": state.bad_steps,
+        "display_faults": state.faults.summary(),
         "config": state.config.model_dump(),
         "total_parameters": state.total_parameters,
         "rng": {"numpy": np.random.get_state(), "python": random.getstate()},

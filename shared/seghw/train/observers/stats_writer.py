@@ -37,6 +37,7 @@ def stats_document(state: RunState) -> dict:
         "last_checkpoint": state.last_checkpoint,
         "data": dict(state.data_info),
         "bad_steps": state.bad_steps,
+        "display_faults": state.faults.summary(),
         "error": state.error,
     }
 
