@@ -11,10 +11,10 @@ RUN ?= latest
 export STACK
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint up down train stop status logs demo bench clean
+.PHONY: help setup tools base-images test lint up down train stop status logs demo bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv with the CPU dependencies
 
-test: $(STAMP) ## Run the whole test suite (sets up first if needed)
+tools: ## Install what the tests need beside .venv (chromium, Docker, Compose v2...; apt-get as root)
+	@$(PYTHON) scripts/install_tools.py
+
+base-images: $(STAMP) ## Build stand-in base images from Debian packages (machines without a registry)
+	$(PY) scripts/base_images.py
+
+test: $(STAMP) tools ## Run the whole test suite, the compose tier included (sets up first if needed)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, compose schema, hadolint, docker-compose config

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seghw.stack import engine as engines
+
 from stack_helpers import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def _stand_ins():
 
     spec = importlib.util.spec_from_file_location("base_images", REPO / "scripts" / "base_images.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -53,14 +55,16 @@ def _stand_ins():
 def base_images(env: dict[str, str]) -> dict[str, str]:
     """The settings that point the builds at usable bases: the official images, else the stand-ins
     (built here when they are missing or stale)."""
-    if all(image_available(img, env) for img in OFFICIAL.values()):
-        return {}
     stand_ins = _stand_ins()
     t0 = time.monotonic()
-    run([sys.executable, "scripts/base_images.py"], env, timeout=900)
+    # The Paddle stand-in stands in for the GPU image in any case (no test pulls gigabytes of CUDA).
+    run([sys.executable, "scripts/base_images.py"], {**env, "BUILD_CA_BUNDLE": str(SYSTEM_CA)}
+        if SYSTEM_CA.is_file() else env, timeout=900)
     note_timing("base images (make base-images)", time.monotonic() - t0)
-    return {"PYTHON_IMAGE": stand_ins.PYTHON.tag, "REDIS_IMAGE": stand_ins.REDIS.tag,
-            "PADDLE_IMAGE": stand_ins.PADDLE_TAG}
+    settings = {"PADDLE_IMAGE": stand_ins.PADDLE_TAG}
+    if not all(image_available(img, env) for img in OFFICIAL.values()):
+        settings.update(PYTHON_IMAGE=stand_ins.PYTHON.tag, REDIS_IMAGE=stand_ins.REDIS.tag)
+    return settings
 
 
 def note_timing(what: str, seconds: float) -> None:

@@ -258,3 +258,22 @@ def conn(redis_server):
     c = connection.connect()
     yield c
     c.close()
+
+
+# ---------------------------------------------------------------- the compose tier's engine
+
+
+@pytest.fixture(scope="session")
+def docker_env():
+    """An environment whose DOCKER_HOST answers: the engine already running, else a private dockerd
+    started for this session and stopped after it. Where neither can be had the tier fails with one
+    line saying why and how to run it: never a silent skip."""
+    from compose_helpers import private_engine_env
+
+    env, started, why = private_engine_env()
+    if why:
+        pytest.fail(f"the compose tier did not run: {why}; run make test as root, or start Docker "
+                    "(make test PYTEST_ARGS='-m \"not compose\"' leaves the tier out)", pytrace=False)
+    yield env
+    if started is not None:
+        started.stop()

@@ -43,8 +43,14 @@ def _seconds(value: str) -> float:
     return total
 
 
+def _default(value: str) -> str:
+    """``${SETTING:-default}`` -> default; anything else as it is."""
+    m = re.fullmatch(r"\$\{\w+:-(.+)\}", value)
+    return m.group(1) if m else value
+
+
 def _pinned(image: str) -> bool:
-    name, _, tag = image.rpartition(":")
+    name, _, tag = _default(image).rpartition(":")
     return bool(name) and "/" not in tag and tag not in ("", "latest") and any(c.isdigit() for c in tag)
 
 
@@ -58,7 +64,8 @@ def test_four_services_and_named_volumes(compose, services):
 
 def test_redis_pinned_password_required_persistent_and_private(services):
     redis = services["redis"]
-    assert _pinned(redis["image"]) and redis["image"].startswith("redis:7.")
+    assert _pinned(redis["image"]) and _default(redis["image"]).startswith("redis:7.")
+    assert redis["image"].startswith("${REDIS_IMAGE:-")  # a mirror's or a stand-in instead
     command = redis["command"]
     assert command[0] == "redis-server"  # the image then drops to its redis user
     assert command[command.index("--appendonly") + 1] == "yes"
@@ -84,7 +91,7 @@ def test_trainer_gpu_models_volume_grace_and_health(services):
     assert trainer["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert trainer["healthcheck"]["test"][:4] == ["CMD", "seghw", "serve", "trainer"]
     # the guide: docker exec -it seghandwriting-app python train_demo.py
-    assert trainer["container_name"] == "seghandwriting-app"
+    assert _default(trainer["container_name"]) == "seghandwriting-app"
 
 
 def test_visualdl_public_port_read_only_logs_health_and_no_telemetry(services):
@@ -143,6 +150,39 @@ def test_cpu_variant_drops_only_the_gpu(services):
     assert cpu["monitor"] == services["monitor"]
     for name in ("redis", "visualdl"):
         assert cpu[name] == {"extends": {"file": "docker-compose.yml", "service": name}}
+
+
+def test_base_images_are_settings_with_the_official_defaults(services):
+    cpu = load("compose.cpu.yml")["services"]
+    assert services["trainer"]["build"]["args"]["PADDLE_IMAGE"] == \
+        "${PADDLE_IMAGE:-paddlepaddle/paddle:3.3.0-gpu-cuda12.6-cudnn9.5}"
+    assert cpu["trainer"]["build"]["args"]["PADDLE_IMAGE"] == "${PYTHON_IMAGE:-python:3.11-slim-bookworm}"
+    for name in ("visualdl", "monitor"):
+        assert services[name]["build"]["args"] == {"PYTHON_IMAGE": "${PYTHON_IMAGE:-python:3.11-slim-bookworm}"}
+    assert cpu["monitor"]["build"]["args"] == services["monitor"]["build"]["args"]
+    assert services["redis"]["image"] == "${REDIS_IMAGE:-redis:7.4-alpine}"
+    for role in ("visualdl", "monitor"):
+        text = _dockerfile(role)
+        assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text and "FROM ${PYTHON_IMAGE}" in text
+    # BuildKit would fetch a `# syntax=` frontend image from a registry: the built-in one must do.
+    for role in ("trainer", "visualdl", "monitor"):
+        assert "# syntax=" not in _dockerfile(role), role
+
+
+def test_the_build_ca_is_a_secret_of_the_install_steps_only():
+    override = load("compose.build-ca.yml")
+    assert override["secrets"] == {"build_ca": {"file": "${BUILD_CA_BUNDLE:?set BUILD_CA_BUNDLE to the CA bundle "
+                                                         "the builds must trust}"}}
+    for name in ("trainer", "visualdl", "monitor"):
+        assert override["services"][name] == {"build": {"secrets": ["build_ca"]}}
+        text = _dockerfile(name)
+        pip_steps = [step for step in re.split(r"(?m)^(?=[A-Z]+ )", text) if "pip install" in step]
+        assert pip_steps, name
+        for step in pip_steps:
+            assert step.startswith("RUN --mount=type=secret,id=build_ca"), (name, step[:80])
+            assert "PIP_CERT=/run/secrets/build_ca" in step
+        assert "build_ca" not in "".join(line for line in text.splitlines() if line.startswith(("COPY", "ADD",
+                                                                                                   "ENV", "ARG")))
 
 
 def test_redis_port_override_binds_loopback_only():
@@ -227,9 +267,18 @@ def test_docker_compose_129_accepts_every_file_set():
     _results_ok(results + lint.check_sets_cover_files(REPO))
 
 
+def test_compose_v2_accepts_every_file_set():
+    results = lint.check_compose_v2(REPO)
+    if all(r.ok is None for r in results):
+        pytest.fail(f"{results[0].detail} (make tools installs Compose v2)")
+    assert len(results) == len(lint.COMPOSE_SETS)
+    _results_ok(results)
+
+
 @pytest.fixture
 def project_copy(tmp_path) -> Path:
-    for name in ("docker-compose.yml", "compose.cpu.yml", "compose.redis-port.yml", ".env.example",
+    for name in ("docker-compose.yml", "compose.cpu.yml", "compose.redis-port.yml", "compose.build-ca.yml",
+                 ".env.example",
                  ".hadolint.yaml", ".dockerignore", "pyproject.toml"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "services", tmp_path / "services", ignore=shutil.ignore_patterns("__pycache__"))

@@ -2,8 +2,9 @@
 
 - every compose file against the compose-spec JSON Schema (check-jsonschema),
 - every Dockerfile with hadolint (settings in .hadolint.yaml),
-- every compose file set with Debian's docker-compose 1.29 ``config -q``, with .env.example as the
-  env file (skipped, with a message, when docker-compose is not installed).
+- every compose file set with Debian's docker-compose 1.29 ``config -q`` and with Compose v2's
+  ``docker compose config -q``, with .env.example as the env file (skipped, with a message, when that
+  Compose is not installed). The build-CA override is Compose v2 only: 1.29 has no build secrets.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ COMPOSE_SETS: tuple[tuple[str, ...], ...] = (
     ("docker-compose.yml",),
     ("compose.cpu.yml",),
     ("docker-compose.yml", "compose.redis-port.yml"),
+    ("compose.cpu.yml", "compose.build-ca.yml"),
+    ("docker-compose.yml", "compose.build-ca.yml"),
 )
+V2_ONLY = frozenset({"compose.build-ca.yml"})
 LEGACY_COMPOSE = "/usr/bin/docker-compose"
 
 
@@ -103,31 +107,45 @@ def check_hadolint(root: Path) -> list[Result]:
 
 def _clean_env() -> dict[str, str]:
     """The caller's environment would override the env file: keep only what docker-compose needs."""
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "DOCKER_CONFIG")}
     keep.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     return keep
 
 
-def check_legacy_compose(root: Path) -> list[Result]:
-    exe = LEGACY_COMPOSE if Path(LEGACY_COMPOSE).exists() else shutil.which("docker-compose")
+def _compose_config(check: str, command: list[str] | None, missing: str, root: Path,
+                    sets: tuple[tuple[str, ...], ...]) -> list[Result]:
     example = root / ".env.example"
-    names = [" + ".join(s) for s in COMPOSE_SETS]
-    if exe is None:
-        return [Result("docker-compose", n, None, "docker-compose 1.29 is not installed "
-                       "(Debian: apt-get install docker-compose); this check is skipped") for n in names]
+    names = [" + ".join(s) for s in sets]
+    if command is None:
+        return [Result(check, n, None, f"{missing}; this check is skipped") for n in names]
     if not example.exists():
-        return [Result("docker-compose", n, False, f"{example} is missing") for n in names]
+        return [Result(check, n, False, f"{example} is missing") for n in names]
     out = []
     with tempfile.TemporaryDirectory(prefix="seghw-lint-") as tmp:
         env_file = Path(tmp) / ".env"
-        shutil.copyfile(example, env_file)
-        for files, name in zip(COMPOSE_SETS, names, strict=True):
-            cmd = [exe, "--project-directory", str(root), "--env-file", str(env_file)]
+        # BUILD_CA_BUNDLE is empty in the example; the override needs a file to name.
+        env_file.write_text(example.read_text(encoding="utf-8") + "\nBUILD_CA_BUNDLE=/dev/null\n")
+        for files, name in zip(sets, names, strict=True):
+            cmd = [*command, "--project-directory", str(root), "--env-file", str(env_file)]
             for f in files:
                 cmd += ["-f", str(root / f)]
             code, text = _run([*cmd, "config", "-q"], root, env=_clean_env())
-            out.append(Result("docker-compose", name, code == 0, "" if code == 0 else _first_lines(text)))
+            out.append(Result(check, name, code == 0, "" if code == 0 else _first_lines(text)))
     return out
+
+
+def check_legacy_compose(root: Path) -> list[Result]:
+    exe = LEGACY_COMPOSE if Path(LEGACY_COMPOSE).exists() else shutil.which("docker-compose")
+    sets = tuple(s for s in COMPOSE_SETS if not V2_ONLY & set(s))
+    return _compose_config("docker-compose", [exe] if exe else None,
+                           "docker-compose 1.29 is not installed (Debian: apt-get install docker-compose)", root, sets)
+
+
+def check_compose_v2(root: Path) -> list[Result]:
+    docker = shutil.which("docker")
+    ok = docker and _run([docker, "compose", "version"], root, env=_clean_env())[0] == 0
+    return _compose_config("docker compose", [docker, "compose"] if ok else None,
+                           "Compose v2 (docker compose) is not installed (make tools installs it)", root, COMPOSE_SETS)
 
 
 def check_sets_cover_files(root: Path) -> list[Result]:
@@ -146,6 +164,7 @@ def run_all(root: Path | None = None) -> list[Result]:
         *check_schema(root),
         *check_hadolint(root),
         *check_legacy_compose(root),
+        *check_compose_v2(root),
     ]
 
 
