@@ -28,7 +28,7 @@ tools: ## Install what the tests need beside .venv (chromium, Docker, Compose v2
 	@$(PYTHON) scripts/install_tools.py
 
 base-images: $(STAMP) ## Build stand-in base images from Debian packages (machines without a registry)
-	$(PY) scripts/base_images.py
+	$(PY) -m seghw.stack.base_images
 
 test: $(STAMP) tools ## Run the whole test suite, the compose tier included (sets up first if needed)
 	$(PY) -m pytest $(PYTEST_ARGS)

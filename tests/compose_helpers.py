@@ -25,7 +25,6 @@ SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # Health checks every few seconds instead of 30: the same checks, found healthy sooner.
 FAST_CHECKS = "tests/compose.fast-checks.yml"
 SERVICES = ("redis", "trainer", "visualdl", "monitor")
-OFFICIAL = {"PYTHON_IMAGE": "python:3.11-slim-bookworm", "REDIS_IMAGE": "redis:7.4-alpine"}
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: float = 600, check: bool = True,
@@ -36,35 +35,17 @@ def run(cmd: list[str], env: dict[str, str], timeout: float = 600, check: bool =
     return proc
 
 
-def image_available(image: str, env: dict[str, str]) -> bool:
-    if run(["docker", "image", "inspect", image], env, check=False).returncode == 0:
-        return True
-    return run(["docker", "pull", "--quiet", image], env, timeout=300, check=False).returncode == 0
-
-
-def _stand_ins():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("base_images", REPO / "scripts" / "base_images.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def base_images(env: dict[str, str]) -> dict[str, str]:
-    """The settings that point the builds at usable bases: the official images, else the stand-ins
-    (built here when they are missing or stale)."""
-    stand_ins = _stand_ins()
+    """The settings that point the builds at usable bases: the official images where they can be had,
+    else the stand-ins (built here when they are missing or stale). The Paddle stand-in stands in for
+    the GPU image in any case: no test pulls gigabytes of CUDA."""
     t0 = time.monotonic()
-    # The Paddle stand-in stands in for the GPU image in any case (no test pulls gigabytes of CUDA).
-    run([sys.executable, "scripts/base_images.py"], {**env, "BUILD_CA_BUNDLE": str(SYSTEM_CA)}
-        if SYSTEM_CA.is_file() else env, timeout=900)
+    done = run([sys.executable, "-c", "import json, sys; from seghw.stack import base_images as b; "
+                "print(json.dumps([b.official_available(), b.ensure(sys.argv[1] or None)]))",
+                str(SYSTEM_CA) if SYSTEM_CA.is_file() else ""], env, timeout=900)
     note_timing("base images (make base-images)", time.monotonic() - t0)
-    settings = {"PADDLE_IMAGE": stand_ins.PADDLE_TAG}
-    if not all(image_available(img, env) for img in OFFICIAL.values()):
-        settings.update(PYTHON_IMAGE=stand_ins.PYTHON.tag, REDIS_IMAGE=stand_ins.REDIS.tag)
-    return settings
+    official, settings = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"PADDLE_IMAGE": settings["PADDLE_IMAGE"]} if official else settings
 
 
 def note_timing(what: str, seconds: float) -> None:

@@ -276,4 +276,6 @@ def docker_env():
                     "(make test PYTEST_ARGS='-m \"not compose\"' leaves the tier out)", pytrace=False)
     yield env
     if started is not None:
+        # Layers stay cached for the next run; the images that each rebuild left untagged do not.
+        subprocess.run(["docker", "image", "prune", "-f"], env=env, capture_output=True, check=False)
         started.stop()

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""``make base-images``: stand-ins for the stack's base images, built from Debian packages.
+"""Stand-ins for the stack's base images, built from Debian packages (``make base-images``).
 
 For machines that reach no image registry. Each is Debian bookworm, made by ``mmdebstrap`` and
 ``docker import`` (no registry involved), tagged under the project's name and never pushed:
@@ -120,6 +119,28 @@ def build_paddle(ca_bundle: str | None) -> None:
         text = (done.stdout + done.stderr).strip()
         hint = " (behind a TLS-intercepting proxy: set BUILD_CA_BUNDLE)" if "CERTIFICATE_VERIFY_FAILED" in text else ""
         raise SystemExit(f"base-images: building {PADDLE_TAG} failed{hint}: {text.splitlines()[-1]}")
+
+
+OFFICIAL = {"PYTHON_IMAGE": "python:3.11-slim-bookworm", "REDIS_IMAGE": "redis:7.4-alpine"}
+
+
+def official_available() -> bool:
+    """Whether the official bases of the CPU stack are here, or can be pulled."""
+    for image in OFFICIAL.values():
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode:
+            if subprocess.run(["docker", "pull", "--quiet", image], capture_output=True, check=False).returncode:
+                return False
+    return True
+
+
+def ensure(ca_bundle: str | None = None) -> dict[str, str]:
+    """Build what is missing or stale, quietly; the settings that name the stand-ins."""
+    for img in (PYTHON, REDIS):
+        if current_recipe(img.tag) != _digest(img.recipe()):
+            build_debootstrapped(img)
+    if current_recipe(PADDLE_TAG) != paddle_recipe():
+        build_paddle(ca_bundle)
+    return {PYTHON.setting: PYTHON.tag, REDIS.setting: REDIS.tag, "PADDLE_IMAGE": PADDLE_TAG}
 
 
 def main(argv: list[str] | None = None) -> int:
