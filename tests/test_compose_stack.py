@@ -22,7 +22,8 @@ from browser_helpers import sees_image, sees_scalar_chart
 from compose_helpers import ARTIFACTS, REPO, SERVICES, SYSTEM_CA, Project, base_images, note_timing, run
 from stack_helpers import wait_until
 
-pytestmark = pytest.mark.compose
+# Image builds on a cold machine take minutes: more than the suite's 600 s per test.
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 MONITOR_INTERVAL = 5.0  # the project's; "within two monitor intervals" is measured against it
 ALIVE = ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8040/alive', timeout=2)"]
 

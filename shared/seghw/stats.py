@@ -16,7 +16,9 @@ from seghw.paths import STATS_FILE
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "training_stats.schema.json"
-STATUSES = ("queued", "running", "finished", "failed", "stopped", "diverged")
+# How a run ends: once its stats say one of these, nothing writes them again but a resume.
+FINAL_STATUSES = ("finished", "failed", "stopped", "diverged")
+STATUSES = ("queued", "running", *FINAL_STATUSES)
 
 
 def now_iso() -> str:

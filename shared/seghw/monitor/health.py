@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from seghw.errors import ConfigError
+from seghw.stats import FINAL_STATUSES
 
-TERMINAL = ("finished", "failed", "stopped", "diverged")
 # Health words that are errors (the rest of the problems are warnings).
 ERRORS = ("failed", "diverged", "stalled", "dead")
 
@@ -314,9 +314,9 @@ def assess(
         health = ",".join(problems)
         level = "error" if any(p in ERRORS for p in problems) else "warning"
     else:
-        health = state if state in ("queued", *TERMINAL) else "ok"
+        health = state if state in ("queued", *FINAL_STATUSES) else "ok"
         level = "ok" if state in ("queued", "running", "finished", "stopped") else "warning"
-        if state not in ("queued", "running", *TERMINAL):
+        if state not in ("queued", "running", *FINAL_STATUSES):
             reasons.append(f"unknown status {state!r}")
     return Assessment(
         state=state,

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seghw.errors import UserError
-
-TERMINAL = ("finished", "failed", "stopped", "diverged")
+from seghw.stats import FINAL_STATUSES
 
 
 def demo_args(epochs: int, synthetic: int, extra: list[str]) -> list[str]:
@@ -46,7 +45,7 @@ def follow(run_id: str, read: Callable[[], dict[str, Any] | None], timeout: floa
                 parts.append("(no trainer has taken it yet: make logs)")
             progress.update(task, description=" ".join(parts), total=total,
                             completed=doc.get("global_step") or 0)
-            if status in TERMINAL:
+            if status in FINAL_STATUSES:
                 if status == "finished" and total:
                     progress.update(task, completed=total)
                 return doc

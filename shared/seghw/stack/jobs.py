@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from seghw.stack.settings import stop_key
+from seghw.stats import FINAL_STATUSES
 
 POLL_SECONDS = 1.0
-TERMINAL = ("finished", "failed", "stopped", "diverged")
 
 
 class TrainingFailed(RuntimeError):
@@ -149,7 +149,7 @@ def _settle(run_dir: Path, rc: int | None, stopped: bool) -> str | None:
     except (OSError, ValueError):
         return None
     status = doc.get("status")
-    if status in TERMINAL:
+    if status in FINAL_STATUSES:
         return status
     if stopped and rc in (None, 0, -signal.SIGTERM, 128 + signal.SIGTERM):
         doc["status"] = "stopped"

@@ -27,33 +27,13 @@ import numpy as np
 from seghw import vdl_records
 from seghw.graph_export import GRAPH_GLOB
 from seghw.train.callbacks import Callback
+from seghw.train.observers import tags
 from seghw.train.observers.histogram import Histogram, bin_values
 from seghw.train.state import EpochResult, RunState, StepResult
 from seghw.vdl_records import RecordsWriter, now_ms
 
-# Tags at step = epoch, named exactly as in the guide.
-EPOCH_TAGS = {
-    "train_loss": "Loss/Train",
-    "val_loss": "Loss/Validation",
-    "lr": "Learning_Rate",
-    "grad_norm": "Model/Gradient_Norm",
-    "param_norm": "Model/Parameter_Norm",
-    "total_parameters": "Model/Total_Parameters",
-    "epoch_duration": "Time/Epoch_Duration",
-}
-QUALITY_TAGS = {"psnr": "Metrics/PSNR", "ssim": "Metrics/SSIM", "ms_ssim": "Metrics/MS_SSIM",
-                "score": "Metrics/Score"}
-# NaN and inf values of the histogrammed tensors, left out of their histograms.
-NONFINITE_TAG = "Model/NonFinite_Values"
-# Tags at step = global step; resume trims them by the step instead of the epoch.
-ITER_PREFIX = "Iter/"
-ITER_TAGS: dict[str, Callable[[StepResult], Any]] = {
-    "Iter/Loss": lambda s: s.loss,
-    "Iter/Learning_Rate": lambda s: s.lr,
-    "Iter/Gradient_Norm": lambda s: s.grad_norm,
-    "Iter/Samples_per_sec": lambda s: s.batch_size / max(s.step_seconds, 1e-9),
-}
-HPARAM_METRICS = ["Metrics/PSNR", "Metrics/SSIM", "Loss/Validation", "Loss/Train"]
+# The tags themselves, and what each shows: seghw.train.observers.tags.
+NONFINITE_TAG = tags.NONFINITE.name
 HISTOGRAM_LIMIT = 8
 # VisualDL stores a scalar as a float32: a larger value would read back as inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -65,7 +45,7 @@ def keep_until(epoch: int, global_step: int) -> Callable[[str, int], bool]:
     """Which records survive a resume from a checkpoint at (epoch, global_step)."""
 
     def keep(tag: str, step: int) -> bool:
-        return step <= (global_step if tag.startswith(ITER_PREFIX) else epoch)
+        return step <= (global_step if tag.startswith(tags.ITER_PREFIX) else epoch)
 
     return keep
 
@@ -220,12 +200,13 @@ class VisualDLLogger(Callback):
             hparams = {k: v for k, v in state.config.model_dump().items() if isinstance(v, int | float | str)
                        and not isinstance(v, bool)}
             self._show_later([("hparams", "hparams",
-                               partial(hparams_record, self.records.path, hparams, HPARAM_METRICS))])
+                               partial(hparams_record, self.records.path, hparams, tags.HPARAM_METRICS))])
         if not resumed and not list(self.run_dir.glob(GRAPH_GLOB)):
             self.faults.attempt("graph", "Graphs tab", self._start_graph, state)
-            text = self.faults.attempt("text", "Model/Graph", model_summary, state.model, state.config.image_size)
+            graph = tags.GRAPH_TEXT.name
+            text = self.faults.attempt("text", graph, model_summary, state.model, state.config.image_size)
             if text is not None:
-                self._show_later([("text", "Model/Graph", partial(text_record, "Model/Graph", text, 0))])
+                self._show_later([("text", graph, partial(text_record, graph, text, 0))])
 
     def _start_graph(self, state: RunState) -> None:
         """The Graphs tab, exported by a separate process unless the cache has it."""
@@ -254,41 +235,29 @@ class VisualDLLogger(Callback):
     def on_step_end(self, state: RunState, step: StepResult) -> None:
         if state.global_step % self.log_every_steps:
             return
-        views = [("scalar", tag, partial(_iter_record, tag, get, step, state.global_step))
-                 for tag, get in ITER_TAGS.items()]
+        views = [("scalar", tag.name, partial(_iter_record, tag.name, get, step, state.global_step))
+                 for tag, get in tags.STEP_SCALARS.items()]
         self._show_later(views)
 
     def on_epoch_end(self, state: RunState, result: EpochResult) -> None:
         if self._graph_export is not None and self._graph_export.poll() is not None:
             self._finish_graph()  # reaps the exporter as soon as it is done
         epoch = state.epoch
-        scalars = {
-            EPOCH_TAGS["train_loss"]: result.train_loss,
-            EPOCH_TAGS["val_loss"]: result.val_loss,
-            EPOCH_TAGS["lr"]: result.lr,
-            EPOCH_TAGS["grad_norm"]: result.grad_norm,
-            EPOCH_TAGS["param_norm"]: result.param_norm,
-            EPOCH_TAGS["total_parameters"]: state.total_parameters,
-            EPOCH_TAGS["epoch_duration"]: result.epoch_duration,
-            "Speed/Samples_per_sec": result.samples_per_sec,
-            "Speed/Data_Wait_Share": result.data_wait_share,
-            "Speed/FLOP_Utilization": state.latest.get("flops_utilization"),
-            "System/Memory_MB": self.faults.attempt("scalar", "System/Memory_MB", _memory_mb, state.device),
-        }
-        scalars.update({QUALITY_TAGS[k]: v for k, v in (result.quality or {}).items() if k in QUALITY_TAGS})
-        scalars.update({f"Loss/{k}": v for k, v in result.parts.items()})
+        scalars = {tag.name: get(state, result) for tag, get in tags.EPOCH_SCALARS.items()}
+        scalars[tags.MEMORY.name] = self.faults.attempt("scalar", tags.MEMORY.name, _memory_mb, state.device)
+        scalars.update({tags.LOSS_PARTS.name.replace("*", k): v for k, v in result.parts.items()})
         tensors = self._copy_tensors(state)
         grids = {}
         if result.train_preview is not None:
-            grids["Train/Sample"] = [result.train_preview[k] for k in ("image", "pred", "gt", "mask")
+            grids[tags.TRAIN_SAMPLE.name] = [result.train_preview[k] for k in ("image", "pred", "gt", "mask")
                                      if k in result.train_preview]
         if result.preview is not None:
-            grids["Prediction/Result"] = [result.preview[k] for k in ("image", "pred", "gt", "pred_mask")]
+            grids[tags.PREDICTION.name] = [result.preview[k] for k in ("image", "pred", "gt", "pred_mask")]
 
         def write() -> None:
             binned = {tag: self.faults.attempt("histogram", tag, bin_values, values) for tag, values in tensors.items()}
             binned = {tag: hist for tag, hist in binned.items() if hist is not None}
-            scalars[NONFINITE_TAG] = sum(hist.nonfinite for hist in binned.values())
+            scalars[tags.NONFINITE.name] = sum(hist.nonfinite for hist in binned.values())
             views = [("scalar", tag, partial(scalar_record, tag, value, epoch)) for tag, value in scalars.items()]
             views += [("histogram", tag, partial(histogram_record, tag, hist, epoch)) for tag, hist in binned.items()]
             views += [("image", tag, partial(image_record, tag, cols, epoch)) for tag, cols in grids.items()]
@@ -301,9 +270,9 @@ class VisualDLLogger(Callback):
         named = list(state.model.named_parameters())
         tensors = {}
         for name, p in named[:: max(1, len(named) // HISTOGRAM_LIMIT)]:
-            tensors[f"Weights/{name}"] = p
+            tensors[tags.WEIGHTS.name.replace("*", name)] = p
             if p.grad is not None:
-                tensors[f"Gradients/{name}"] = p.grad
+                tensors[tags.GRADIENTS.name.replace("*", name)] = p.grad
         copies = {tag: self.faults.attempt("histogram", tag, lambda t=t: t.numpy().ravel())
                   for tag, t in tensors.items()}
         return {tag: values for tag, values in copies.items() if values is not None}
