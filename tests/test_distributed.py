@@ -106,8 +106,8 @@ def test_gpus_without_cuda_is_a_one_line_error(tmp_path, cache):
 def test_rates_count_the_images_of_every_process(tmp_path, cache, monkeypatch):
     """Speed/Samples_per_sec and the FLOP utilization are the run's, not one process's."""
     from seghw.config import build_config
-    from seghw.train.callbacks import Callback
     from seghw.train.loop import fit
+    from seghw.train.observers.base import Observer
     from seghw.train.runner import prepare
 
     monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
@@ -115,7 +115,7 @@ def test_rates_count_the_images_of_every_process(tmp_path, cache, monkeypatch):
                        batch_size=4, epochs=1, static_graph=False, observers=False)
     state, train_batches, _ = prepare(cfg, tmp_path / "logs_11271700")
 
-    class Steps(Callback):
+    class Steps(Observer):
         def __init__(self):
             self.images = []
 

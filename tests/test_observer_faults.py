@@ -14,7 +14,7 @@ import pytest
 from seghw import checkpoint
 from seghw.config import build_config
 from seghw.train import runner
-from seghw.train.callbacks import CallbackList
+from seghw.train.observers.base import ObserverList
 from seghw.train.observers.progress import ProgressReporter
 
 from trainer_helpers import (
@@ -68,7 +68,7 @@ def test_progress_output_to_a_closed_pipe_never_reaches_the_loop(tmp_path, capsy
     os.close(read_end)  # the reader went away, as `seghw train | head` leaves it
     # Unbuffered, so that closing it afterwards has nothing left to flush into the broken pipe.
     with io.TextIOWrapper(io.FileIO(write_end, "w"), encoding="utf-8", write_through=True) as pipe:
-        observers = CallbackList([ProgressReporter(line_seconds=0, stream=pipe)])
+        observers = ObserverList([ProgressReporter(line_seconds=0, stream=pipe)])
         observers.on_train_start(state)
         observers.on_epoch_start(state)
         for _ in range(3):

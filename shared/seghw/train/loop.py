@@ -1,4 +1,4 @@
-"""The training loop, top to bottom. Logging, stats and checkpoints are observers (callbacks)."""
+"""The training loop, top to bottom. Logging, stats and checkpoints are observers of it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import paddle
 from seghw.losses import LossWeights, erase_loss
 from seghw.metrics import QualityMeter
 from seghw.train import distributed
-from seghw.train.callbacks import Callback
+from seghw.train.observers.base import Observer
 from seghw.train.state import EpochAccumulator, EpochResult, RunState, StepResult
 
 
@@ -106,7 +106,7 @@ def fit(
     state: RunState,
     train_batches: Callable[[int, int], Iterable[dict[str, np.ndarray]]],
     val_batches: Callable[[], Iterable[dict[str, Any]]] | None,
-    callbacks: Callback,
+    observers: Observer,
     should_stop: Callable[[], bool],
 ) -> RunState:
     """Train from ``state`` (fresh or restored) to ``config.epochs``.
@@ -120,9 +120,9 @@ def fit(
     world = distributed.world_size()
     state.model.train()
     try:
-        callbacks.on_train_start(state)
+        observers.on_train_start(state)
         while state.epoch < cfg.epochs:
-            callbacks.on_epoch_start(state)
+            observers.on_epoch_start(state)
             epoch_started = time.perf_counter() - state.acc.train_seconds
             batches = train_batches(state.epoch, state.step_in_epoch)
             train_preview = None
@@ -148,7 +148,7 @@ def fit(
                 state.acc.add(step)
                 if state.step_in_epoch == state.steps_per_epoch:
                     train_preview = {k: batch[k][: cfg.images_per_grid] for k in PREVIEW_KEYS}
-                callbacks.on_step_end(state, step)
+                observers.on_step_end(state, step)
                 # A stop at an epoch's last step waits for the epoch end below: a checkpoint taken
                 # between the two would resume without that epoch's training preview.
                 if state.step_in_epoch < state.steps_per_epoch and should_stop():
@@ -181,7 +181,7 @@ def fit(
             state.epoch += 1
             state.step_in_epoch = 0
             state.acc = EpochAccumulator()
-            callbacks.on_epoch_end(state, result)
+            observers.on_epoch_end(state, result)
             if should_stop():
                 state.status = "stopped"
                 return state
@@ -196,4 +196,4 @@ def fit(
         state.error = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
         raise
     finally:
-        callbacks.on_train_end(state)
+        observers.on_train_end(state)

@@ -129,7 +129,7 @@ def restore(state, ckpt_path: Path) -> None:
 
 def observers(state, cfg: TrainConfig):
     from seghw.flops import run_peak_gflops, train_step_flops
-    from seghw.train.callbacks import CallbackList
+    from seghw.train.observers.base import ObserverList
     from seghw.train.observers.checkpointer import Checkpointer
     from seghw.train.observers.progress import ProgressReporter
     from seghw.train.observers.recorder import MetricsRecorder
@@ -142,12 +142,12 @@ def observers(state, cfg: TrainConfig):
     peak = run_peak_gflops() * 1e9 if state.device == "cpu" and writes else None
     recorder = MetricsRecorder(flops_per_sample=per_sample, peak_flops=peak)
     if not writes:
-        return CallbackList([recorder])
+        return ObserverList([recorder])
     vdl = VisualDLLogger(state.run_dir, cfg.log_every_steps)
     # Order matters: history first, then VisualDL queues its records and the checkpointer queues
     # its write behind them. At the end VisualDL drains its queue (every pending checkpoint is then
     # on disk), a stopped run's checkpoint is written, and the stats file reports it.
-    return CallbackList([recorder, vdl, Checkpointer(after_records=vdl.after_records), StatsWriter(),
+    return ObserverList([recorder, vdl, Checkpointer(after_records=vdl.after_records), StatsWriter(),
                          ProgressReporter()])
 
 

@@ -1,4 +1,4 @@
-"""Observers of the training loop. The loop calls these hooks and knows nothing else about them."""
+"""The hooks of the training loop: the loop calls them on its observers and knows nothing else of them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from seghw.train.state import EpochResult, RunState, StepResult
 
 
-class Callback:
+class Observer:
     # Set to the kind of output ("progress") by an observer that only shows the run: its failures
     # are then recorded in ``state.faults`` and never end training.
     display_kind: str | None = None
@@ -28,16 +28,16 @@ class Callback:
         """Always called once; ``state.status`` says how the run ended."""
 
 
-class CallbackList(Callback):
-    def __init__(self, callbacks: list[Callback]):
-        self.callbacks = list(callbacks)
+class ObserverList(Observer):
+    def __init__(self, observers: list[Observer]):
+        self.observers = list(observers)
 
     def _each(self, hook: str, state: RunState, *args) -> None:
-        for cb in self.callbacks:
-            if cb.display_kind is None:
-                getattr(cb, hook)(state, *args)
+        for ob in self.observers:
+            if ob.display_kind is None:
+                getattr(ob, hook)(state, *args)
             else:
-                state.faults.attempt(cb.display_kind, hook, getattr(cb, hook), state, *args)
+                state.faults.attempt(ob.display_kind, hook, getattr(ob, hook), state, *args)
 
     def on_train_start(self, state):
         self._each("on_train_start", state)
@@ -56,12 +56,12 @@ class CallbackList(Callback):
         # or the last checkpoint not written) fails a run that was going to end well, before the
         # observers after it (the stats writer) report how it ended.
         first_error = None
-        for cb in self.callbacks:
-            if cb.display_kind is not None:
-                state.faults.attempt(cb.display_kind, "on_train_end", cb.on_train_end, state)
+        for ob in self.observers:
+            if ob.display_kind is not None:
+                state.faults.attempt(ob.display_kind, "on_train_end", ob.on_train_end, state)
                 continue
             try:
-                cb.on_train_end(state)
+                ob.on_train_end(state)
             except Exception as exc:  # noqa: PERF203
                 if state.status in ("failed", "diverged"):
                     # The run's own error is the one to report; this one followed from it or is secondary.

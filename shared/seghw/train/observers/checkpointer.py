@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from seghw import checkpoint
-from seghw.train.callbacks import Callback
+from seghw.train.observers.base import Observer
 from seghw.train.state import EpochResult, RunState, StepResult
 
 
@@ -55,7 +55,7 @@ def checkpoint_payload(state: RunState) -> dict:
     }
 
 
-class Checkpointer(Callback):
+class Checkpointer(Observer):
     """``after_records(write)`` runs ``write`` once every record queued so far is on disk (the VisualDL
     logger's writer thread does that in order); without it the checkpoint is written at once.
     ``state.last_checkpoint`` names a checkpoint only once its file is durable."""

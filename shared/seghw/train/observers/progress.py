@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from seghw.train.callbacks import Callback
+from seghw.train.observers.base import Observer
 from seghw.train.state import EpochResult, RunState, StepResult
 
 
@@ -28,7 +28,7 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-class ProgressReporter(Callback):
+class ProgressReporter(Observer):
     display_kind = "progress"
 
     def __init__(self, line_seconds: float = 10.0, stream=None):

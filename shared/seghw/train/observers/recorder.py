@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from seghw.stats import clean_metrics, now_iso
-from seghw.train.callbacks import Callback
+from seghw.train.observers.base import Observer
 from seghw.train.state import EpochResult, RunState, StepResult
 
 
-class MetricsRecorder(Callback):
+class MetricsRecorder(Observer):
     """Also reports FLOP utilization, as nanoGPT reports MFU: achieved training FLOP/s divided by
     ``peak_flops`` (on the CPU, numpy's matmul rate measured at start; None elsewhere)."""
 

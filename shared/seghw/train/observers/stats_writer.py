@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timezone
 
 from seghw.stats import SCHEMA_VERSION, now_iso, write_stats
-from seghw.train.callbacks import Callback
+from seghw.train.observers.base import Observer
 from seghw.train.state import EpochResult, RunState, StepResult
 
 
@@ -42,7 +42,7 @@ def stats_document(state: RunState) -> dict:
     }
 
 
-class StatsWriter(Callback):
+class StatsWriter(Observer):
     def __init__(self) -> None:
         self._last_write = 0.0
 

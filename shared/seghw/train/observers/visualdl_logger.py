@@ -26,8 +26,8 @@ import numpy as np
 
 from seghw import vdl_records
 from seghw.graph_export import GRAPH_GLOB
-from seghw.train.callbacks import Callback
 from seghw.train.observers import tags
+from seghw.train.observers.base import Observer
 from seghw.train.observers.histogram import Histogram, bin_values
 from seghw.train.state import EpochResult, RunState, StepResult
 from seghw.vdl_records import RecordsWriter, now_ms
@@ -116,7 +116,7 @@ def hparams_record(records_file: Path, hparams: dict[str, Any], metrics: list[st
     return hparam(md5(str(records_file)), hparams, metrics, now_ms())
 
 
-class VisualDLLogger(Callback):
+class VisualDLLogger(Observer):
     def __init__(self, run_dir: Path, log_every_steps: int):
         self.run_dir = Path(run_dir)
         self.log_every_steps = log_every_steps
