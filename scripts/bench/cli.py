@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 # Run order. The page goes first, in a process that has not trained yet, as in `seghw infer`.
 SECTIONS = ("page", "train", "threads", "profile", "data", "footprint", "status", "quality")
@@ -112,7 +112,7 @@ class Bench:
 
     def command(self, section: str) -> str:
         opts = " ".join(f"--{name.replace('_', '-')} {getattr(self.args, name)}" for name in SECTION_OPTIONS[section])
-        return f".venv/bin/python scripts/bench.py --only {section} {opts}".rstrip()
+        return f".venv/bin/python -m scripts.bench --only {section} {opts}".rstrip()
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -857,11 +857,11 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
 
     a, r = b.args, b.results
     full = " ".join(f"--{k.replace('_', '-')} {getattr(a, k)}" for k in QUICK)
-    invoked = " ".join(["scripts/bench.py", *sys.argv[1:]])
+    invoked = " ".join(["-m scripts.bench", *sys.argv[1:]])
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{'make bench' if len(sys.argv) == 1 else invoked}` on "
+        f"Written by `{'make bench' if len(sys.argv) == 1 else 'python ' + invoked}` on "
         f"{started.strftime('%Y-%m-%d %H:%M UTC')} in {seconds / 60:.1f} min "
         f"(`.venv/bin/python {invoked}`, i.e. `{full}`).",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

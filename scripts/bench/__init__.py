@@ -1,0 +1,1 @@
+"""Measure speed and footprint and write docs/BENCHMARKS.md (``make bench``)."""
