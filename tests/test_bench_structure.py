@@ -182,6 +182,9 @@ def test_full_document_structure(tmp_path):
     assert "- Data wait (cpu-demo 64 px, `data_wait_share` of every epoch of every run above): median 0.5 %, " \
            "worst 0.6 % (goal ≤ 2 %)." in lines
     assert "- Redis: this run's keys take 6,000 B (see below)." in lines
+    assert "(median of the rounds' ratios: 0.990, 1.010)" in text
+    assert "(per epoch: 7,000, 6,500, 6,500)" in text
+    assert "over 2 trials (0.50, 0.90)" in text
     sinks = text.split("## Biggest time sinks\n\n", 1)[1].splitlines()
     assert [s.split(":", 1)[0] for s in sinks] == [
         "- Paddle's kernels", "- Observers", "- Outside the steady optimizer steps (validation every epoch, epoch-end "

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import Bench, Option, median, plural
+from ..core import Bench, Option, listed, median, plural
 from ..training import run_folder
 
 NAME = "footprint"
@@ -131,7 +131,7 @@ def render(b: Bench, f: dict[str, Any]) -> list[str]:
              f"- VisualDL records: {vdl['total']:,} B for {plural(f['epochs'], 'epoch')} = "
              f"**{vdl['total'] / f['epochs']:,.0f} B per epoch** on average; of which {vdl['one_off']:,} B "
              "once per run (model graph, hparams) and "
-             f"{median(per):,.0f} B per further epoch (per epoch: {', '.join(f'{x:,}' for x in per)}). By "
+             f"{median(per):,.0f} B per further epoch (per epoch: {listed(per, ',')}). By "
              "kind, whole run: " + ", ".join(f"{k} {v:,} B" for k, v in vdl["kinds"].items()) + ".",
              f"- training_stats.json: {f['stats_bytes']:,} B; one checkpoint: {f['checkpoint_bytes']:,} B."]
     redis_bytes = (b.results.get("status") or {}).get("footprint_run_memory")

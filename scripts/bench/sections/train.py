@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-from ..core import Bench, Goal, Option, Row, median, pct, rates
+from ..core import Bench, Goal, Option, Row, listed, median, pct, rates
 from ..training import demo_config, forced_avx2_is_safe, train_once
 
 NAME = "train"
@@ -155,7 +155,7 @@ def render(b: Bench, r: dict[str, Any]) -> list[str]:
         lines.append("")
         lines.append(f"- {t['label']}: forward {t['forward_flops'] / 1e9:.3f} GFLOP per image; observer ratio "
                      f"on ÷ off **{t['ratio']:.4f}** (median of the rounds' ratios: "
-                     f"{', '.join(f'{x:.3f}' for x in t['ratios'])}); "
+                     f"{listed(t['ratios'], '.3f')}); "
                      f"wall img/s per round: on {rates(t['runs'][True])}; off {rates(t['runs'][False])}.")
     if "kernels" in r:
         k = r["kernels"]
