@@ -59,7 +59,7 @@ demo: $(STAMP) ## Set up, start the local stack, train a short CPU demo, show st
 	$(SEGHW) stack demo
 
 bench: $(STAMP) ## Measure speed and write docs/BENCHMARKS.md
-	$(PY) scripts/bench.py
+	$(PY) -m scripts.bench
 
 clean: ## Remove the virtualenv and local run data
 	rm -rf $(VENV) .stack build

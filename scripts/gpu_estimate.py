@@ -6,6 +6,11 @@ model on CPU at a small size (forward hooks on every sublayer, and Paddle's host
 cross-check), then scaled by pixel count to the crop size and by the batch; speed divides the
 FLOPs by an assumed fraction of each reference card's nominal datasheet peak and adds the memory
 traffic of the element-wise layers. Runs in a few seconds on one CPU thread.
+
+Three steps, each usable on its own: ``probe(args)`` measures the real model with Paddle (the only
+step that needs it), ``estimate(args, probe)`` is the arithmetic (plain numbers in, an ``Estimate``
+out) and ``render(estimate)`` writes the markdown. One file of about 530 lines: docs/gpu.md runs it
+by path, and those steps are separate functions, tested one by one (tests/test_gpu_estimate.py).
 """
 
 from __future__ import annotations
@@ -190,6 +195,32 @@ def allocator_probe(paddle, model, size: int) -> dict[str, int] | None:
     return result
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What the real model shows on CPU: the measured inputs of the arithmetic."""
+
+    params: int
+    census: Census  # at twice the probe size
+    alloc_small: dict[str, int] | None  # allocator_probe at the probe size (None: no allocator statistics)
+    alloc: dict[str, int] | None  # at twice the probe size
+
+
+def probe(args: argparse.Namespace) -> Probe:
+    """Build the model of ``args`` and measure it (Paddle on CPU, one thread, seed 0)."""
+    from seghw.device import import_paddle
+
+    paddle = import_paddle(threads=1)
+    paddle.set_device("cpu")
+    paddle.seed(0)
+    from seghw.model import build_model, count_parameters
+
+    model = build_model(args.base_channels, args.depth)
+    model.train()
+    return Probe(params=count_parameters(model), census=census(paddle, model, 2 * args.probe_size),
+                 alloc_small=allocator_probe(paddle, model, args.probe_size),
+                 alloc=allocator_probe(paddle, model, 2 * args.probe_size))
+
+
 # ---------------------------------------------------------------------------------------------
 # Arithmetic
 
@@ -221,44 +252,76 @@ def per_image(c: Census, tail_fp32_bytes: float, scale: float, amp: bool) -> Per
                     working=2 * b * c.largest * scale)
 
 
-def fmt_int(n: float) -> str:
-    return f"{int(round(n)):,}"
+@dataclass(frozen=True)
+class CardSpeed:
+    """One card of the speed table at batch ``args.batch_size``."""
+
+    name: str
+    tflops16: float
+    tflops32: float
+    bandwidth: float  # GB/s
+    step_seconds: float  # at the assumed efficiency
+    rate: float  # images/s
+    rate_low: float  # at the low and high ends of the efficiency range
+    rate_high: float
+    epoch_seconds: float
+    total_hours: float  # for args.epochs
 
 
-def row(*cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
+@dataclass(frozen=True)
+class Scaling:
+    """One row of the multi-GPU table."""
+
+    cards: int
+    global_batch: int
+    steps_per_epoch: int
+    allreduce_bytes: float  # sent per card per step
+    rates: tuple[float, ...]  # images/s, one per card of Estimate.speeds
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+@dataclass(frozen=True)
+class Estimate:
+    args: argparse.Namespace
+    probe: Probe
+    forward_flops: int  # per image at the crop size
+    train_flops: int  # per image
+    scale: float  # crop pixels / probe pixels (the census is at twice the probe size)
+    tail_fp32: float  # bytes per image at the probe size beyond the hooked tensors
+    amp: PerImage
+    f32: PerImage
+    overhead: float
+    static_f32: float
+    static_amp: float
+    need_amp: float  # bytes at the configured batch, upper bound
+    need_f32: float
+    max_batch_amp: tuple[int, int]  # (upper bound, without BatchNorm outputs)
+    max_batch_f32: tuple[int, int]
+    largest_side: int  # side of the largest tensor at the crop size
+    n_val: int
+    n_train: int
+    traffic: float  # element-wise bytes per image
+    optimizer_traffic: float  # bytes per step
+    speeds: tuple[CardSpeed, ...]
+    grad_bytes: float
+    scaling: tuple[Scaling, ...]
+    cross_check_peak: float | None  # the upper-bound formula at the probe's larger size, fp32 (bytes)
 
+
+def estimate(args: argparse.Namespace, measured: Probe) -> Estimate:
+    """Memory and speed from the options and the measured model: arithmetic only."""
     from seghw.data.dataset import val_count
-    from seghw.device import import_paddle
     from seghw.flops import TRAIN_STEP_FACTOR, model_flops
 
-    paddle = import_paddle(threads=1)
-    paddle.set_device("cpu")
-    paddle.seed(0)
-    from seghw.model import build_model, count_parameters
-
-    model = build_model(args.base_channels, args.depth)
-    model.train()
-    params = count_parameters(model)
-
+    c, params = measured.census, measured.params
     s, B = args.image_size, args.batch_size
-    probe2 = 2 * args.probe_size
     fwd = model_flops(args.base_channels, args.depth, s)
     train_img = TRAIN_STEP_FACTOR * fwd
-
-    c = census(paddle, model, probe2)
-    alloc_small = allocator_probe(paddle, model, args.probe_size)
-    alloc = allocator_probe(paddle, model, probe2)
-    scale = (s * s) / (probe2 * probe2)
-    if alloc is not None:
+    scale = (s * s) / (c.size * c.size)
+    if measured.alloc is not None:
         # What the allocator holds beyond the hooked conv/BN/ReLU tensors: the composite and the loss (fp32).
-        tail_fp32 = max(0.0, alloc["held"] - 4 * c.kept())
+        tail_fp32 = max(0.0, measured.alloc["held"] - 4 * c.kept())
     else:  # fallback: about 20 full-resolution planes (composite, sigmoid, L1, BCE, Dice terms)
-        tail_fp32 = 20 * 4 * probe2 * probe2
+        tail_fp32 = 20 * 4 * c.size * c.size
     amp = per_image(c, tail_fp32, scale, amp=True)
     f32 = per_image(c, tail_fp32, scale, amp=False)
 
@@ -267,29 +330,78 @@ def main(argv: list[str] | None = None) -> int:
     static_amp = static_f32 + params * AMP_WEIGHT_COPY_BYTES
     card_mem = args.gpu_memory_gb * GiB
 
-    def max_batch(static: float, per: float) -> int:
-        return max(0, int((card_mem - static) // per))
+    def max_batch(static: float, per: PerImage) -> tuple[int, int]:
+        return tuple(max(0, int((card_mem - static) // x)) for x in (per.upper, per.lower))
 
     n_val = val_count(args.pairs, args.val_fraction)
     n_train = args.pairs - n_val
+    epoch_images = n_train // B * B
 
     # Speed model: conv FLOPs at (peak x efficiency) plus element-wise traffic at (bandwidth x efficiency).
     b_act = 2 if args.amp else 4
-    traffic_img = scale * (BN_RELU_PASSES * b_act * c.conv + CONCAT_PASSES * b_act * c.concat
-                           + TAIL_PASSES * tail_fp32)
+    traffic = scale * (BN_RELU_PASSES * b_act * c.conv + CONCAT_PASSES * b_act * c.concat + TAIL_PASSES * tail_fp32)
+    optimizer_traffic = OPTIMIZER_BYTES_PER_PARAM * params
 
-    if args.gpu_tflops:
-        tf = args.gpu_tflops
-        cards = [("custom card", tf, tf, args.gpu_bandwidth)]
-    else:
-        cards = list(REFERENCE_CARDS)
-    precision = "fp16 tensor" if args.amp else "fp32"
-
-    def step_seconds(peak_tflops: float, bw_gbs: float, eff: float, batch: int = B) -> float:
-        t_conv = batch * train_img / (peak_tflops * 1e12 * eff)
-        t_mem = (traffic_img * batch + OPTIMIZER_BYTES_PER_PARAM * params) / (bw_gbs * 1e9 * args.bandwidth_efficiency)
+    def step_seconds(peak_tflops: float, bw_gbs: float, eff: float) -> float:
+        t_conv = B * train_img / (peak_tflops * 1e12 * eff)
+        t_mem = (traffic * B + optimizer_traffic) / (bw_gbs * 1e9 * args.bandwidth_efficiency)
         return t_conv + t_mem
 
+    if args.gpu_tflops:
+        cards = [("custom card", args.gpu_tflops, args.gpu_tflops, args.gpu_bandwidth)]
+    else:
+        cards = list(REFERENCE_CARDS)
+    low, high = args.efficiency_range
+    speeds = []
+    for name, tf16, tf32, bw in cards:
+        peak = tf16 if args.amp else tf32
+        t = step_seconds(peak, bw, args.efficiency)
+        epoch_s = epoch_images / (B / t)
+        speeds.append(CardSpeed(name, tf16, tf32, bw, step_seconds=t, rate=B / t,
+                                rate_low=B / step_seconds(peak, bw, low), rate_high=B / step_seconds(peak, bw, high),
+                                epoch_seconds=epoch_s, total_hours=epoch_s * args.epochs / 3600))
+
+    grad_bytes = 4 * params
+    scaling = []
+    for n in args.cards:
+        sent = 2 * (n - 1) / n * grad_bytes  # a ring all-reduce, not overlapped with the backward pass
+        t_ar = sent / (args.interconnect_gbs * 1e9)
+        scaling.append(Scaling(n, n * B, n_train // (n * B), sent,
+                               tuple(n * B / (sp.step_seconds + t_ar) for sp in speeds)))
+
+    cross_check = None
+    if measured.alloc is not None and measured.alloc_small is not None:
+        f32_probe = per_image(c, tail_fp32, 1.0, amp=False)
+        cross_check = f32_probe.upper - f32_probe.batch + 4 * params
+    return Estimate(
+        args=args, probe=measured, forward_flops=fwd, train_flops=train_img, scale=scale, tail_fp32=tail_fp32,
+        amp=amp, f32=f32, overhead=overhead, static_f32=static_f32, static_amp=static_amp,
+        need_amp=static_amp + B * amp.upper, need_f32=static_f32 + B * f32.upper,
+        max_batch_amp=max_batch(static_amp, amp), max_batch_f32=max_batch(static_f32, f32),
+        largest_side=c.largest_side * s // c.size, n_val=n_val, n_train=n_train, traffic=traffic,
+        optimizer_traffic=optimizer_traffic, speeds=tuple(speeds), grad_bytes=grad_bytes, scaling=tuple(scaling),
+        cross_check_peak=cross_check)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def fmt_int(n: float) -> str:
+    return f"{int(round(n)):,}"
+
+
+def row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def render(e: Estimate) -> str:
+    """The markdown section that docs/gpu.md carries, from ``"## Estimate"`` to before ``"## Assumptions"``."""
+    from seghw.flops import TRAIN_STEP_FACTOR
+
+    args, c, params = e.args, e.probe.census, e.probe.params
+    s, B, probe2 = args.image_size, args.batch_size, c.size
+    amp, f32 = e.amp, e.f32
     lines: list[str] = []
     out = lines.append
     amp_text = "float16 autocast (AMP)" if args.amp else "float32 (AMP off)"
@@ -305,49 +417,47 @@ def main(argv: list[str] | None = None) -> int:
     out(row("figure", "value"))
     out(row("---", "---"))
     out(row("parameters (counted on the built model)", f"{fmt_int(params)} ({params / 1e6:.2f} M)"))
-    out(row(f"forward GFLOP per image at {s}×{s} (`seghw.flops.model_flops`)", f"{fwd / 1e9:.1f}"))
-    out(row(f"training GFLOP per image ({TRAIN_STEP_FACTOR} × forward)", f"{train_img / 1e9:.1f}"))
-    out(row(f"training GFLOP per step (batch {B})", f"{B * train_img / 1e9:,.0f}"))
+    out(row(f"forward GFLOP per image at {s}×{s} (`seghw.flops.model_flops`)", f"{e.forward_flops / 1e9:.1f}"))
+    out(row(f"training GFLOP per image ({TRAIN_STEP_FACTOR} × forward)", f"{e.train_flops / 1e9:.1f}"))
+    out(row(f"training GFLOP per step (batch {B})", f"{B * e.train_flops / 1e9:,.0f}"))
     out("")
     out("### Memory per card")
     out("")
     out(f"Activations: forward post-hooks on every sublayer of the real model (plus pre-hooks on every "
         f"Conv2D for the decoder concats and the input), on CPU at {probe2}×{probe2}, batch 1, each tensor "
-        f"counted once; scaled ×{scale:g} by pixel count to {s}×{s}. Bytes per element: 2 under AMP "
+        f"counted once; scaled ×{e.scale:g} by pixel count to {s}×{s}. Bytes per element: 2 under AMP "
         f"(conv, BatchNorm and ReLU run in float16), 4 in float32.")
     out("")
     out(row(f"per image at {s}×{s}", "M elements", "AMP MiB", "fp32 MiB", "kept for backward"))
     out(row("---", "---", "---", "---", "---"))
-    me = lambda n: f"{n * scale / 1e6:.1f}"  # noqa: E731
+    me = lambda n: f"{n * e.scale / 1e6:.1f}"  # noqa: E731
     mib = lambda x: f"{x / MiB:,.0f}"  # noqa: E731
-    out(row("Conv2D outputs", me(c.conv), mib(2 * c.conv * scale), mib(4 * c.conv * scale),
+    out(row("Conv2D outputs", me(c.conv), mib(2 * c.conv * e.scale), mib(4 * c.conv * e.scale),
             "yes: BatchNorm's input"))
-    out(row("ReLU outputs", me(c.relu), mib(2 * c.relu * scale), mib(4 * c.relu * scale),
+    out(row("ReLU outputs", me(c.relu), mib(2 * c.relu * e.scale), mib(4 * c.relu * e.scale),
             "yes: ReLU's backward and the next conv's input"))
-    out(row("decoder concats (upsampled + skip)", me(c.concat), mib(2 * c.concat * scale),
-            mib(4 * c.concat * scale), "yes: conv input"))
+    out(row("decoder concats (upsampled + skip)", me(c.concat), mib(2 * c.concat * e.scale),
+            mib(4 * c.concat * e.scale), "yes: conv input"))
     out(row("BatchNorm outputs", me(c.bn), mib(amp.bn), mib(f32.bn),
             "no (ReLU's backward uses its output); counted in the upper bound"))
-    out(row("input cast to fp16 (AMP)", me(c.input), mib(2 * c.input * scale), "0", "yes: stem conv input"))
+    out(row("input cast to fp16 (AMP)", me(c.input), mib(2 * c.input * e.scale), "0", "yes: stem conv input"))
     out(row("composite, sigmoid, loss terms (fp32, allocator difference)", "", mib(amp.tail), mib(f32.tail),
             "partly"))
     out(row("image, gt, mask on the device (fp32)", "", mib(amp.batch), mib(f32.batch), "yes"))
-    side = c.largest_side * s // probe2
-    largest = f"{c.largest_kind} {c.largest_channels}×{side}×{side}"
+    largest = f"{c.largest_kind} {c.largest_channels}×{e.largest_side}×{e.largest_side}"
     out(row(f"backward working set (2 × the largest tensor, {largest})", "",
             mib(amp.working), mib(f32.working), "transient"))
     out(row("**total per image, upper bound**", "", f"**{mib(amp.upper)}**", f"**{mib(f32.upper)}**", ""))
     out(row("total per image without BatchNorm outputs", "", mib(amp.lower), mib(f32.lower), ""))
     out("")
-    if alloc is not None and alloc_small is not None:
-        f32_probe = per_image(c, tail_fp32, 1.0, amp=False)
-        est_peak = f32_probe.upper - f32_probe.batch + 4 * params
+    small, big = e.probe.alloc_small, e.probe.alloc
+    if e.cross_check_peak is not None:
         out(f"Cross-check on CPU (Paddle's host allocator, fp32 eager, batch 1, the batch tensors allocated "
-            f"before): held after forward + loss {alloc_small['held'] / MiB:.1f} MiB at {args.probe_size} px and "
-            f"{alloc['held'] / MiB:.1f} MiB at {probe2} px (×{alloc['held'] / alloc_small['held']:.2f} for ×4 "
+            f"before): held after forward + loss {small['held'] / MiB:.1f} MiB at {args.probe_size} px and "
+            f"{big['held'] / MiB:.1f} MiB at {probe2} px (×{big['held'] / small['held']:.2f} for ×4 "
             f"pixels); the hooked kept tensors account for {4 * c.kept() / MiB:.1f} MiB of it. Peak through "
-            f"backward at {probe2} px: {alloc['peak'] / MiB:.1f} MiB including {4 * params / MiB:.1f} MiB of "
-            f"parameter gradients; the upper-bound formula at the same size gives {est_peak / MiB:.1f} MiB.")
+            f"backward at {probe2} px: {big['peak'] / MiB:.1f} MiB including {4 * params / MiB:.1f} MiB of "
+            f"parameter gradients; the upper-bound formula at the same size gives {e.cross_check_peak / MiB:.1f} MiB.")
         out("")
     out("Fixed per card:")
     out("")
@@ -357,18 +467,14 @@ def main(argv: list[str] | None = None) -> int:
     out(row("gradients (fp32)", 4, mib(4 * params)))
     out(row("Adam first and second moments (fp32)", 8, mib(8 * params)))
     out(row("fp16 weight copies kept by autocast (AMP only)", 2, mib(2 * params)))
-    out(row("CUDA context, cuDNN workspace, allocator slack (allowance, not computed)", "",
-            mib(overhead)))
-    out(row("**total fixed (AMP)**", "", f"**{mib(static_amp)}**"))
+    out(row("CUDA context, cuDNN workspace, allocator slack (allowance, not computed)", "", mib(e.overhead)))
+    out(row("**total fixed (AMP)**", "", f"**{mib(e.static_amp)}**"))
     out("")
-    need_amp = static_amp + B * amp.upper
-    need_f32 = static_f32 + B * f32.upper
     out(row(f"{s}×{s}, on a {args.gpu_memory_gb:g} GiB card", "AMP", "fp32 (AMP off)"))
     out(row("---", "---", "---"))
-    out(row(f"memory at batch {B} (upper bound)", f"{need_amp / GiB:.1f} GiB", f"{need_f32 / GiB:.1f} GiB"))
+    out(row(f"memory at batch {B} (upper bound)", f"{e.need_amp / GiB:.1f} GiB", f"{e.need_f32 / GiB:.1f} GiB"))
     out(row("largest batch that fits (upper bound; without BatchNorm outputs)",
-            f"**{max_batch(static_amp, amp.upper)}** ({max_batch(static_amp, amp.lower)})",
-            f"{max_batch(static_f32, f32.upper)} ({max_batch(static_f32, f32.lower)})"))
+            "**{}** ({})".format(*e.max_batch_amp), "{} ({})".format(*e.max_batch_f32)))
     out("")
     out(f"16 GB cards report about 15–15.8 GiB usable (ECC, driver reserve); the {args.overhead_gb:g} GiB "
         "allowance covers part of that. Static-graph mode (`static_graph`, on by default) may free tensors "
@@ -377,53 +483,50 @@ def main(argv: list[str] | None = None) -> int:
     out("### Speed per card")
     out("")
     low, high = args.efficiency_range
+    precision = "fp16 tensor" if args.amp else "fp32"
     out(f"Step time = training FLOPs ÷ ({precision} peak × {args.efficiency:g}) + element-wise memory "
         f"traffic ÷ (memory bandwidth × {args.bandwidth_efficiency:g}). The {args.efficiency:g} is an assumed "
         f"achieved fraction of peak for these 3×3 convolutions (few channels at full resolution, NCHW, "
         f"a 3-channel stem conv); the range column uses {low:g}–{high:g}. Traffic: {BN_RELU_PASSES} passes over "
         f"every conv output (BatchNorm + ReLU, forward and backward), {CONCAT_PASSES} over every decoder concat, "
         f"{TAIL_PASSES} over the fp32 tail, {OPTIMIZER_BYTES_PER_PARAM} B per parameter per step for the "
-        f"optimizer: {traffic_img / 1e9:.2f} GB per image + {OPTIMIZER_BYTES_PER_PARAM * params / 1e9:.2f} GB "
+        f"optimizer: {e.traffic / 1e9:.2f} GB per image + {e.optimizer_traffic / 1e9:.2f} GB "
         f"per step. Data loading is assumed to keep up; validation is not included. Epoch: {args.pairs} pairs, "
-        f"{n_val} held out (val fraction {args.val_fraction:g}), {n_train // B} steps of {B} = "
-        f"{n_train // B * B} images.")
+        f"{e.n_val} held out (val fraction {args.val_fraction:g}), {e.n_train // B} steps of {B} = "
+        f"{e.n_train // B * B} images.")
     out("")
     out(row("card (nominal datasheet peaks)", "fp16 tensor TFLOP/s", "fp32 TFLOP/s", "memory GB/s",
             f"est. img/s (efficiency {args.efficiency:g})", f"range ({low:g}–{high:g})", f"s/step (batch {B})",
             "s/epoch", f"h for {args.epochs} epochs"))
     out(row(*["---"] * 9))
-    per_card_rate: dict[str, float] = {}
-    epoch_images = n_train // B * B
-    for name, tf16, tf32, bw in cards:
-        peak = tf16 if args.amp else tf32
-        t = step_seconds(peak, bw, args.efficiency)
-        rate = B / t
-        per_card_rate[name] = t
-        r_lo, r_hi = B / step_seconds(peak, bw, low), B / step_seconds(peak, bw, high)
-        epoch_s = epoch_images / rate
-        out(row(name, f"{tf16:g}", f"{tf32:g}", f"{bw:g}", f"**{rate:.0f}**",
-                f"{r_lo:.0f}–{r_hi:.0f}", f"{t:.2f}", f"{epoch_s:.0f}", f"{epoch_s * args.epochs / 3600:.1f}"))
+    for sp in e.speeds:
+        out(row(sp.name, f"{sp.tflops16:g}", f"{sp.tflops32:g}", f"{sp.bandwidth:g}", f"**{sp.rate:.0f}**",
+                f"{sp.rate_low:.0f}–{sp.rate_high:.0f}", f"{sp.step_seconds:.2f}", f"{sp.epoch_seconds:.0f}",
+                f"{sp.total_hours:.1f}"))
     out("")
     out("### Multi-GPU scaling (data parallel)")
     out("")
-    grad_bytes = 4 * params
+    grad_mib = e.grad_bytes / MiB
     out(f"Each card keeps the whole model, the fixed memory above and batch {B} (`batch_size` is per card); "
         f"the global batch is cards × {B}. Per-card memory does not change (plus gradient buckets, about "
-        f"{grad_bytes / MiB:.0f} MiB). BatchNorm statistics stay per card unless synchronised. Each step "
-        f"all-reduces {grad_bytes / MiB:.0f} MiB of fp32 gradients: a ring sends 2(n−1)/n of it per card, at an "
+        f"{grad_mib:.0f} MiB). BatchNorm statistics stay per card unless synchronised. Each step "
+        f"all-reduces {grad_mib:.0f} MiB of fp32 gradients: a ring sends 2(n−1)/n of it per card, at an "
         f"assumed {args.interconnect_gbs:g} GB/s and not overlapped with the backward pass (a pessimistic "
         f"bound). Steps per epoch = training pairs // global batch, if every card takes distinct pairs "
         f"of the same epoch.")
     out("")
     out(row("cards", "global batch", "steps/epoch", "all-reduce MiB/card/step",
-            *[f"img/s, {name}" for name, *_ in cards]))
-    out(row(*["---"] * (4 + len(cards))))
-    for n in args.cards:
-        sent = 2 * (n - 1) / n * grad_bytes
-        t_ar = sent / (args.interconnect_gbs * 1e9)
-        rates = [f"{n * B / (per_card_rate[name] + t_ar):.0f}" for name, *_ in cards]
-        out(row(n, n * B, n_train // (n * B), f"{sent / MiB:.0f}", *rates))
-    print("\n".join(lines))
+            *[f"img/s, {sp.name}" for sp in e.speeds]))
+    out(row(*["---"] * (4 + len(e.speeds))))
+    for sc in e.scaling:
+        out(row(sc.cards, sc.global_batch, sc.steps_per_epoch, f"{sc.allreduce_bytes / MiB:.0f}",
+                *[f"{r:.0f}" for r in sc.rates]))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(render(estimate(args, probe(args))), end="")
     return 0
 
 

@@ -1,0 +1,242 @@
+"""The benchmark document rendered from hand-made results, without measuring anything: its headings,
+its summary rows (gathered from the sections), its tables and its commands."""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from scripts.bench import cli, report  # noqa: E402
+from scripts.bench.core import Bench  # noqa: E402
+from scripts.bench.sections import BY_NAME, RUN_ORDER, SECTIONS  # noqa: E402
+
+STARTED = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
+LOAD = ((1.0, 1.0, 1.0), (2.0, 2.0, 2.0))
+
+HEADINGS = [
+    "# Benchmarks",
+    "## Summary",
+    "## 1–2. Training rate, FLOP utilization and observer cost",
+    "### CPU threads and graph mode",
+    "## 3. Data",
+    "## 4. Full page",
+    "## 5. Status and monitor",
+    "## 6. Footprint",
+    "## Where the time goes",
+    "## 7. Model quality",
+    "## Biggest time sinks",
+]
+# (figure, goal, verdict) of every summary row, for the results below.
+SUMMARY = [
+    ("training cpu-demo 64 px, FLOP/s ÷ matmul ceiling (observers off)", "≥ 35 %", "**not met**"),
+    ("training cpu-demo 128 px, FLOP/s ÷ matmul ceiling (observers off)", "≥ 35 %", "met"),
+    ("observer cost, cpu-demo img/s on ÷ off", "≥ 0.99", "met"),
+    ("data wait, share of step time (cpu-demo, worst epoch)", "≤ 2 %", "met"),
+    ("training cpu-demo, img/s with `--threads 2` ÷ default (1 thread)", "(none)", ""),
+    ("training cpu-demo, img/s with `--nproc 2` (a process per core) ÷ default", "(none)", ""),
+    ("training cpu-demo 64 px `--nproc 2`, FLOP/s ÷ matmul ceiling (as the trainer reports it, last epoch)",
+     "≥ 35 %", "met"),
+    ("training cpu-demo 128 px `--nproc 2`, same", "≥ 35 %", "met"),
+    ("training cpu-demo, img/s static graph (default) ÷ `--eager`", "(none)", ""),
+    ("full page 1240×1754, tiled inference", "≤ 10 s", "**not met**"),
+    ("`seghw status --json` median wall time", "< 0.2 s", "met"),
+    ("freshness, stats write → `seghw status` (max)", "≤ interval + 1 s = 2 s", "met"),
+    ("cpu-demo after 10 min, PSNR gain over identity (held-out seed)", "≥ 10 dB", "met"),
+    ("same, PSNR gain over the classical baseline", "> 0 dB", "**not met**"),
+]
+TABLE_HEADERS = [
+    "| figure | result | goal | |",
+    "| configuration | observers | wall img/s | steps img/s | GFLOP/s | ceiling GFLOP/s | utilization |",
+    "| variant | img/s over the epochs, per round | steps img/s in the last epoch, per round | "
+    "÷ default, steady (median) | ÷ default, whole run (median) | utilization (last epoch, median) |",
+    "| self time | function | where |",
+    "| total time | function | where |",
+    "| method | PSNR dB | SSIM | MS-SSIM | score | s/image |",
+    "| minutes | val PSNR dB |",
+]
+
+
+def training(label: str, size: int, utilization_off: float) -> dict:
+    def run(wall: float) -> dict:
+        return {"wall_rate": wall, "step_rate": wall * 1.25, "data_wait": [0.004, 0.006]}
+
+    def side(wall: float, utilization: float) -> dict:
+        return {"wall_rate": wall, "step_rate": wall * 1.25, "gflops": 20.0, "utilization": utilization,
+                "peak": 100.0, "data_wait": [0.004, 0.006]}
+
+    return {"label": label, "runs": {True: [run(49.5), run(50.5)], False: [run(50.0), run(50.0)]},
+            "forward_flops": 1.25e8, "image_size": size, "batch_size": 8, "steps_per_epoch": 28,
+            "on": side(50.0, 0.30), "off": side(50.5, utilization_off), "ratios": [0.99, 1.01], "ratio": 1.0}
+
+
+def engine(seconds: float) -> dict:
+    return {"times": [seconds, seconds + 0.5], "peaks": [100.0, 110.0], "model_share": 0.8,
+            "seconds": seconds, "peak": 105.0, "gflops": 30.0}
+
+
+DEFAULT = "--threads 1 (default, static graph)"
+PROCS = "--nproc 2 (a process per core, data parallel)"
+VARIANTS = [DEFAULT, "--eager (1 thread, the model in eager mode)", "--threads 2", "--threads 2, KMP_BLOCKTIME=0",
+            PROCS]
+METHODS = [("model (cpu-demo)", 33.0), ("identity (input as output)", 22.0), ("classical (baseline)", 33.5)]
+
+
+def results() -> dict[str, dict]:
+    threads = {
+        "cores": 2, "default": DEFAULT, "procs": PROCS, "procs_flag": "--nproc 2",
+        "args": ["--preset", "cpu-demo", "--synthetic", "256", "--epochs", "3"],
+        "runs": {name: [{"step_rate": 50.0, "epoch_rate": 40.0, "utilization": 0.4}] for name in VARIANTS},
+        "procs_128": [{"step_rate": 10.0, "utilization": 0.5}],
+        "procs_128_flags": ["--image-size", "128", "--nproc", "2"],
+        "ratios": {name: [1.2] for name in VARIANTS[1:]}, "run_ratios": {name: [1.1] for name in VARIANTS[1:]},
+    }
+    fast = engine(12.0)
+    return {
+        "train": {"kernels": {"matmul": 80.0, "conv3x3 24ch 32px fwd+bwd": 20.0},
+                  "train64": training("cpu-demo 64 px", 64, 0.30), "train128": training("cpu-demo 128 px", 128, 0.40)},
+        "threads": threads,
+        "data": {"pairs_per_second": {64: 120.0, 256: 20.0}},
+        "page": {**fast, "engines": {"fast": fast, "eager": engine(20.0)}, "windows": 12, "gen_seconds": 1.5,
+                 "cli": {"fast": 15.0, "eager": 22.0}, "cli_seconds": 15.0, "threads": 2,
+                 "checkpoint_run": "logs_01020304"},
+        "status": {"redis_server": "/usr/bin/redis-server", "runs": 4, "walls": [0.15, 0.16, 0.17], "median": 0.16,
+                   "max": 0.17, "baseline": {"python": 0.02, "import redis": 0.1}, "fresh": [0.5, 0.9],
+                   "fresh_median": 0.7, "fresh_max": 0.9, "memory_per_run": {"logs_a": 4000, "logs_b": 6000},
+                   "used_memory": 2_000_000, "empty_memory": 1_000_000, "footprint_run_memory": 6000},
+        "footprint": {"argv": ["/venv/bin/seghw", "train", "--preset", "cpu-demo", "--synthetic", "64", "--epochs",
+                               "3", "--log-root", "/tmp/runs"], "seconds": 30.0, "maxrss_mb": 900.0,
+                      "run_id": "logs_b", "import_rss_mb": 300.0, "epochs": 3, "steps_per_epoch": 7,
+                      "vdl": {"total": 30_000, "one_off": 10_000, "per_epoch": {1: 7000, 2: 6500, 3: 6500},
+                              "kinds": {"image": 20_000, "scalar": 10_000}},
+                      "stats_bytes": 5000, "checkpoint_bytes": 2_000_000},
+        "profile": {"seconds": 5.0, "fit_time": 4.0,
+                    "self": [(("run_backward", "paddle/base/dygraph.py:10"), 2.0),
+                             (("run_program", "paddle/jit.py:5"), 1.0)],
+                    "inclusive": [(("fit", "seghw/train/loop.py:20"), 4.0),
+                                  (("on_epoch_end", "seghw/train/callbacks.py:40"), 0.2)],
+                    "threads": {"MainThread": 4.0, "native threads (Paddle's graph executor and kernels)": 1.0,
+                                "seghw-loader": 0.3},
+                    "observer_time": 0.2},
+        "quality": {"rows": [{"method": m, "psnr": p, "ssim": 0.9, "ms_ssim": 0.95, "score": 0.6,
+                              "seconds_per_image": None if m.startswith("identity") else 0.05} for m, p in METHODS],
+                    "curve": [(i / 2, 25.0 + i) for i in range(1, 31)], "minutes": 10.0, "epochs_done": 30,
+                    "pairs": 2048, "epoch_steps": 230, "val_images": 51, "epochs": 30, "images": 55_200,
+                    "gain_identity": 11.0, "gain_classical": -0.5},
+    }
+
+
+def bench(tmp_path: Path, argv: list[str], measured: dict[str, dict]) -> Bench:
+    args, _chosen = cli.parse_args(argv)
+    return Bench(args=args, tmp=tmp_path, seghw="seghw", env={}, sections=BY_NAME, results=measured)
+
+
+def document(tmp_path: Path, argv: list[str] | None = None, measured: dict[str, dict] | None = None) -> str:
+    b = bench(tmp_path, argv or [], results() if measured is None else measured)
+    return report.document(b, SECTIONS, argv or [], STARTED, 600.0, LOAD)
+
+
+def headings(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("#")]
+
+
+def summary_rows(text: str) -> list[tuple[str, str, str]]:
+    block = text.split("## Summary\n", 1)[1].split("\n## ", 1)[0]
+    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in block.splitlines() if line.startswith("| ")]
+    return [(c[0], c[2], c[3] if len(c) > 3 else "") for c in cells[1:]]
+
+
+def test_every_section_is_in_the_table_and_runs_once():
+    assert sorted(RUN_ORDER) == sorted(BY_NAME)
+    assert len(BY_NAME) == len(SECTIONS)
+    flags = [o.flag for s in SECTIONS for o in s.options]
+    assert len(flags) == len(set(flags))
+    for s in SECTIONS:
+        assert s.reproduce, s.name
+        assert all(hasattr(cli.parse_args([])[0], name) for name in s.reproduce), s.name
+
+
+def test_full_document_structure(tmp_path):
+    text = document(tmp_path)
+    assert headings(text) == HEADINGS
+    assert summary_rows(text) == SUMMARY
+    lines = text.splitlines()
+    for header in TABLE_HEADERS:
+        assert header in lines
+        assert lines[lines.index(header) + 1].startswith("|---")
+    # Each section's own table rows.
+    assert sum(line.startswith("| cpu-demo 64 px (batch 8, 28 steps/epoch) |") for line in lines) == 2
+    assert [line.split(" | ")[0][2:] for line in lines if line.startswith("| --")] == VARIANTS
+    assert "| model (cpu-demo) | 33.00 | 0.9000 | 0.9500 | 0.6000 | 0.050 |" in lines
+    assert "| identity (input as output) | 22.00 | 0.9000 | 0.9500 | 0.6000 | n/a |" in lines
+    curve = [line for line in lines if re.match(r"\| \d+\.\d \| \d+\.\d\d \|$", line)]
+    assert 20 <= len(curve) <= 31 and curve[-1] == "| 15.0 | 55.00 |"
+    # Cross-section figures: the training runs' data wait under Data, the footprint run's Redis keys.
+    assert "- Data wait (cpu-demo 64 px, `data_wait_share` of every epoch of every run above): median 0.5 %, " \
+           "worst 0.6 % (goal ≤ 2 %)." in lines
+    assert "- Redis: this run's keys take 6,000 B (see below)." in lines
+    assert "(median of the rounds' ratios: 0.990, 1.010)" in text
+    assert "(per epoch: 7,000, 6,500, 6,500)" in text
+    assert "over 2 trials (0.50, 0.90)" in text
+    sinks = text.split("## Biggest time sinks\n\n", 1)[1].splitlines()
+    assert [s.split(":", 1)[0] for s in sinks] == [
+        "- Paddle's kernels", "- Observers", "- Outside the steady optimizer steps (validation every epoch, epoch-end "
+        "metrics, loader start-up, tracing the static graph in the first epoch)", "- CPU threads", "- CPU processes",
+        "- Full pages", "- `seghw status`", "- Memory", "- Background threads (data loader, VisualDL writer) used 6.0 %"
+        " of one core during the profiled epoch (seghw-loader 0.30 s)"]
+
+
+def test_header_names_the_command(tmp_path):
+    make = document(tmp_path).splitlines()
+    assert make[2].startswith("Written by `make bench` on 2026-01-02 03:04 UTC in 10.0 min "
+                              "(`.venv/bin/python -m scripts.bench`, i.e. `--rounds 7 --epochs 2 --synthetic 256 ")
+    quick = document(tmp_path, ["--quick", "--out", "x.md"]).splitlines()
+    assert quick[2].startswith("Written by `python -m scripts.bench --quick --out x.md` on ")
+    assert "--rounds 1 --epochs 1 --synthetic 48 " in quick[2]
+    assert quick[3].startswith("Machine: ") and "load average 1.00 at the start, 2.00 at the end" in quick[3]
+
+
+def test_reproduce_commands_repeat_each_sections_options(tmp_path):
+    text = document(tmp_path, ["--quick"])
+    commands = re.findall(r"Reproduce: `([^`]*)`", text)
+    assert commands == [
+        ".venv/bin/python -m scripts.bench --only train --rounds 1 --epochs 1 --synthetic 48 --rounds-128 1 "
+        "--synthetic-128 24",
+        ".venv/bin/python -m scripts.bench --only threads --thread-rounds 1 --thread-epochs 2 --thread-synthetic 32",
+        ".venv/bin/python -m scripts.bench --only data --synth-seconds 1.0",
+        ".venv/bin/python -m scripts.bench --only page --page-repeats 1",
+        ".venv/bin/python -m scripts.bench --only status --status-runs 5 --fresh-trials 2",
+        ".venv/bin/python -m scripts.bench --only footprint --footprint-synthetic 48 --footprint-epochs 1",
+        ".venv/bin/python -m scripts.bench --only profile --synthetic 48",
+        ".venv/bin/python -m scripts.bench --only quality --quality-minutes 1.0 --quality-synthetic 64 "
+        "--quality-epoch-steps 4",
+    ]
+
+
+def test_only_the_sections_that_ran(tmp_path):
+    measured = results()
+    text = document(tmp_path, ["--only", "page,status"], {k: measured[k] for k in ("page", "status")})
+    assert headings(text) == ["# Benchmarks", "## Summary", "## 4. Full page", "## 5. Status and monitor",
+                              "## Biggest time sinks"]
+    assert [row[0] for row in summary_rows(text)] == [SUMMARY[9][0], SUMMARY[10][0], SUMMARY[11][0]]
+    # Without the training section, Data shows the generator alone; without status, Footprint has no Redis line.
+    text = document(tmp_path, ["--only", "data,footprint"], {k: measured[k] for k in ("data", "footprint")})
+    assert "Data wait" not in text and "- Redis:" not in text
+    assert summary_rows(text) == []
+
+
+def test_quick_and_only_options():
+    args, chosen = cli.parse_args(["--quick", "--rounds", "3"])
+    assert chosen == RUN_ORDER
+    assert (args.rounds, args.epochs, args.quality_minutes, args.synth_seconds) == (3, 1, 1.0, 1.0)
+    args, chosen = cli.parse_args(["--only", "status, page"])
+    assert chosen == ("status", "page") and args.rounds == 7
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--only", "nope"])
