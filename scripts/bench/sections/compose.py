@@ -1,10 +1,9 @@
-"""The compose stack's start-up, as a user meets it: ``docker compose up`` until every service is
-healthy, and ``make train`` until VisualDL serves the run's first point.
+"""Compose: the stack's start-up as a user meets it, ``docker compose up`` until every service is
+healthy and ``make train`` until VisualDL serves the run's first point.
 
 The CPU stack (``compose.cpu.yml``) with the product's own health-check intervals, on the engine that
 answers (else a private ``dockerd``, stopped afterwards) and the stand-in base images where no
-registry answers. ``measure(tmp)`` returns the figures, ``render(result)`` their markdown; run alone,
-``python scripts/bench_compose.py`` prints it.
+registry answers.
 """
 
 from __future__ import annotations
@@ -13,39 +12,23 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from ..core import ROOT, Bench, Option, Row, free_port, wait_for
+
+NAME = "compose"
+OPTIONS = (Option("compose_epochs", int, 3, 1, "epochs of the run that make train queues on the compose stack"),)
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
 SERVICES = ("redis", "trainer", "visualdl", "monitor")
-TRAIN = "--preset cpu-demo --synthetic 64 --epochs 3"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(pred, timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class _Stack:
     def __init__(self, env: dict[str, str]):
-        self.port = _free_port()
+        self.port = free_port()
         files = ["compose.cpu.yml"] + (["compose.build-ca.yml"] if CA.is_file() else [])
         self.env = {**env, "STACK": "compose", "COMPOSE_PROJECT_NAME": f"seghwbench{secrets.token_hex(3)}",
                     "COMPOSE_FILE": ":".join(files), "REDIS_PASSWORD": secrets.token_hex(16),
@@ -83,7 +66,7 @@ class _Stack:
             return 0
 
 
-def measure(tmp: Path) -> dict:
+def measure(b: Bench) -> dict:
     from seghw.stack import engine
 
     started = None
@@ -91,13 +74,13 @@ def measure(tmp: Path) -> dict:
         started = engine.start_private(ROOT / "build" / "dockerd" / "data")
         os.environ["DOCKER_HOST"] = started.host  # for every docker command below, base_images' too
     try:
-        return _measure()
+        return _measure(f"--preset cpu-demo --synthetic 64 --epochs {b.args.compose_epochs}")
     finally:
         if started is not None:
             started.stop()
 
 
-def _measure() -> dict:
+def _measure(train: str) -> dict:
     from seghw.stack import base_images
 
     official = base_images.official_available()
@@ -109,15 +92,16 @@ def _measure() -> dict:
         build_s = time.monotonic() - t0
         t0 = time.monotonic()
         stack.run("docker", "compose", "up", "-d")
-        _wait(stack.healthy, 300, "every service healthy", every=0.5)
+        wait_for(stack.healthy, 300, "every service healthy", every=0.5)
         up_s = time.monotonic() - t0
         t0 = time.monotonic()
-        sub = stack.run("make", "--no-print-directory", "train", f"ARGS={TRAIN}", timeout=300)
+        sub = stack.run("make", "--no-print-directory", "train", f"ARGS={train}", timeout=300)
         submit_s = time.monotonic() - t0
         run_id = re.search(r"queued (logs_\S+)", sub.stdout).group(1)
-        _wait(lambda: stack.points(run_id, "Iter/Loss"), 300, "the first per-step point in VisualDL")
+        wait_for(lambda: stack.points(run_id, "Iter/Loss"), 300, "the first per-step point in VisualDL", every=0.5)
         first_point_s = time.monotonic() - t0
-        _wait(lambda: stack.points(run_id, "Loss/Train"), 300, "the first Loss/Train point in VisualDL")
+        wait_for(lambda: stack.points(run_id, "Loss/Train"), 300, "the first Loss/Train point in VisualDL",
+                 every=0.5)
         first_epoch_s = time.monotonic() - t0
     finally:
         subprocess.run(["docker", "compose", "down", "-v", "--timeout", "30"], cwd=ROOT, env=stack.env,
@@ -125,29 +109,27 @@ def _measure() -> dict:
     return {"build_s": build_s, "up_healthy_s": up_s, "submit_s": submit_s, "first_point_s": first_point_s,
             "first_epoch_s": first_epoch_s, "engine": "a private dockerd" if "seghw-dockerd" in
             os.environ.get("DOCKER_HOST", "") else "the running engine",
-            "bases": "official" if official else "stand-in"}
+            "bases": "official" if official else "stand-in", "train": train}
 
 
-def render(r: dict) -> list[str]:
+def summary(b: Bench, r: dict) -> list[Row]:
+    return [Row("compose: `docker compose up -d` → all four services healthy", f"{r['up_healthy_s']:.0f} s"),
+            Row("compose: `make train` → first point in VisualDL", f"{r['first_point_s']:.0f} s")]
+
+
+def render(b: Bench, r: dict) -> list[str]:
     return [
-        "", "## Compose stack start-up", "",
+        "", "## 8. Compose stack start-up", "",
         f"The CPU stack (`compose.cpu.yml`) on {r['engine']}, {r['bases']} base images, the product's own "
         "health checks (every 30 s: Docker runs the first one a full interval after the start).", "",
         "| step | seconds |", "|---|---|",
         f"| `docker compose build` (layers cached from earlier builds when there are any) | {r['build_s']:.1f} |",
         f"| `docker compose up -d` → all four services healthy | {r['up_healthy_s']:.1f} |",
-        f"| `make train ARGS=\"{TRAIN}\"` returns (queued) | {r['submit_s']:.1f} |",
+        f"| `make train ARGS=\"{r['train']}\"` returns (queued) | {r['submit_s']:.1f} |",
         f"| `make train` → first point (`Iter/Loss`) served by VisualDL | {r['first_point_s']:.1f} |",
         f"| `make train` → first `Loss/Train` point (end of epoch 1) | {r['first_epoch_s']:.1f} |",
         "",
         "VisualDL lists a new run only when its run cache (20 s) expires, which bounds the first point from "
         "below; up → healthy is bounded by the first health check, 30 s after the start.",
+        f"  Reproduce: `{b.command(NAME)}`.",
     ]
-
-
-if __name__ == "__main__":
-    import tempfile
-
-    sys.path.insert(0, str(ROOT / "shared"))
-    with tempfile.TemporaryDirectory() as tmp:
-        print("\n".join(render(measure(Path(tmp)))))
