@@ -20,7 +20,7 @@ import pytest
 
 from browser_helpers import sees_image, sees_scalar_chart
 from compose_helpers import ARTIFACTS, REPO, SERVICES, SYSTEM_CA, Project, base_images, note_timing, run
-from stack_helpers import wait_until
+from stack_helpers import free_port, wait_until
 
 # Image builds on a cold machine take minutes: more than the suite's 600 s per test.
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
@@ -116,13 +116,14 @@ def test_a_killed_trainer_turns_status_red_then_its_run_resumes_by_itself(projec
                      "two epochs done (a checkpoint to resume from)")
     killed = time.monotonic()
     project.docker("kill", project.trainer)
-    code, entry = project.wait_run(run_id, lambda e: e["level"] == "error", 60, "status to report it")
-    seen_after = time.monotonic() - killed
-    note_timing("docker kill -> make status non-zero", seen_after)
+    try:
+        code, entry = project.wait_run(run_id, lambda e: e["level"] == "error", 60, "status to report it")
+        seen_after = time.monotonic() - killed
+        note_timing("docker kill -> make status non-zero", seen_after)
+    finally:
+        project.compose("up", "-d")  # the tests after this one need the trainer back, whatever happened
     assert code != 0 and entry["health"] in ("dead", "stalled"), entry
     assert seen_after <= 2 * MONITOR_INTERVAL + 3, f"{seen_after:.1f} s"  # +3: make status's own time
-
-    project.compose("up", "-d")
     project.wait_run(run_id, lambda e: e["state"] == "finished", 400, "the run to resume and finish")
     log = project.compose("logs", "--no-color", "trainer").stdout
     assert f"{run_id} was running when its trainer died" in log
@@ -324,7 +325,7 @@ def test_bad_settings_are_one_line_naming_the_setting(project: Project, project_
     assert "no Docker engine answers" in _one_line(no_engine) and "DOCKER_HOST" in no_engine.stderr
 
     # Without the CA bundle, the builds (their pip steps not in the cache) cannot reach PyPI here.
-    built = _seghw_up(project, project_copy, BUILD_CA_BUNDLE=None,
+    built = _seghw_up(project, project_copy, BUILD_CA_BUNDLE=None, VISUALDL_PORT=str(free_port()),
                       COMPOSE_FILE="compose.cpu.yml:tests/compose.fast-checks.yml")
     if _behind_an_intercepting_proxy():
         line = _one_line(built)

@@ -175,13 +175,12 @@ UNREADABLE = health.Assessment(state="unknown", health="unreadable", level="warn
                                message="", age_s=None, stall_after_s=0.0, progress=None, eta_s=None)
 
 
-def trainer_alive(stats: Mapping[str, Any], age: float | None, present: bool | None) -> bool | None:
+def trainer_alive(stats: Mapping[str, Any], present: bool | None) -> bool | None:
     """Whether the run's trainer lives: its process when it runs on this host, else whether the queue
-    job running it still answers in Redis (``present``; None when no queue job started it). A stats
-    file younger than the job key's TTL vouches for the trainer (Redis may just have restarted)."""
+    job running it still answers in Redis (``present``; None when no queue job started it or when
+    Redis has just restarted, see ``store.trainer_presence``)."""
     alive = process_alive(stats)
-    if alive is None and present is False and stats.get("status") == "running" \
-            and age is not None and age > store.TRAINER_TTL_S:
+    if alive is None and present is False and stats.get("status") == "running":
         return False
     return alive
 
@@ -198,9 +197,8 @@ def build_update(
         a = dataclasses.replace(UNREADABLE, message=snap.error or "")
         stats = {}
     else:
-        age = health.heartbeat_age(stats, now, observed)
         a = health.assess(stats, now=now, cfg=cfg, observed_at=observed,
-                          pid_alive=trainer_alive(stats, age, trainer_present))
+                          pid_alive=trainer_alive(stats, trainer_present))
     fields = record_from_stats(stats, snap.run_dir, a, observed_at=observed, now=now)
     if snap.error:
         fields["read_error"] = snap.error

@@ -72,14 +72,18 @@ def mark_trainer_alive(conn: redis.Redis, run_id: str, host: str, first: bool = 
 
 def trainer_presence(conn: redis.Redis, run_ids: list[str]) -> dict[str, bool | None]:
     """Per run: True while its queue job answers, False once it stopped answering, None for a run
-    no queue job started (``seghw train`` by hand)."""
+    no queue job started (``seghw train`` by hand) and for every run while Redis itself has been up
+    for less than the key's TTL (after a restart the jobs have yet to reconnect and refresh it)."""
     if not run_ids:
         return {}
     with conn.pipeline(transaction=False) as pipe:
+        pipe.info("server")
         for run_id in run_ids:
             pipe.exists(supervised_key(run_id))
             pipe.exists(trainer_key(run_id))
-        flags = pipe.execute()
+        server, *flags = pipe.execute()
+    if float(server.get("uptime_in_seconds", 0)) <= TRAINER_TTL_S + 1:
+        return dict.fromkeys(run_ids)
     return {run_id: (bool(flags[2 * i + 1]) if flags[2 * i] else None) for i, run_id in enumerate(run_ids)}
 
 
