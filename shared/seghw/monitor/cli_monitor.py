@@ -52,9 +52,9 @@ def monitor(
     log_root: Path = typer.Option(None, "--log-root", help="Folder holding the logs_* runs (default ./models)."),
 ) -> None:
     """Training status straight from the stats files (works without Redis)."""
-    from seghw.monitor import guide
+    from seghw.monitor import file_status
 
-    _finish(guide.run(log_dir, log_root, monitor, interval))
+    _finish(file_status.run(log_dir, log_root, monitor, interval))
 
 
 def serve_monitor(

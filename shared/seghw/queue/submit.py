@@ -11,7 +11,7 @@ from seghw.errors import UserError
 from seghw.paths import RUN_NAME_RE, latest_run
 from seghw.stack.settings import QUEUE, WORKER_TTL, default_log_root, stop_key, visualdl_url
 
-JOB_FUNC = "seghw.stack.jobs.run_training"
+JOB_FUNC = "seghw.queue.jobs.run_training"
 RESULT_TTL = 30 * 24 * 3600
 STOP_KEY_TTL = 7 * 24 * 3600
 ACTIVE = ("queued", "started", "deferred", "scheduled")
@@ -112,7 +112,7 @@ def submit(train_args: list[str], log_root: Path | None = None) -> Submitted:
 def job_is_abandoned(conn, job) -> bool:
     """A started job whose worker died with it (a killed container, ``kill -9``): rq still lists it
     as started until its registration expires."""
-    from seghw.stack.liveness import worker_is_gone
+    from seghw.queue.liveness import worker_is_gone
 
     return worker_is_gone(conn, job.worker_name, WORKER_TTL + 60)
 
@@ -123,7 +123,7 @@ def _mark_requeued(run_dir: Path) -> None:
     import socket
 
     from seghw.monitor.health import parse_time
-    from seghw.stack.liveness import process_is
+    from seghw.queue.liveness import process_is
     from seghw.stats import now_iso, read_stats, write_stats
 
     try:

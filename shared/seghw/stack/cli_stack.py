@@ -94,14 +94,14 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
     @app.command("submit", context_settings=EXTRA_ARGS)
     def submit_cmd(ctx: typer.Context) -> None:
         """Queue a training run: seghw submit TRAIN-FLAGS... (--resume RUN continues a run)."""
-        from seghw.stack.submit import describe, submit
+        from seghw.queue.submit import describe, submit
 
         print(describe(submit(list(ctx.args))))
 
     @app.command("stop")
     def stop_cmd(run: str = typer.Argument("latest", help="Run id, run folder or 'latest'.")) -> None:
         """Ask a run to stop: it checkpoints and ends 'stopped'."""
-        from seghw.stack.submit import stop
+        from seghw.queue.submit import stop
 
         run_id = stop(run)
         print(f"asked {run_id} to stop: it checkpoints, then ends 'stopped' (watch it: make status)")
@@ -174,8 +174,8 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
     @stack.command("submit", context_settings=EXTRA_ARGS)
     def stack_submit(ctx: typer.Context) -> None:
         """Queue a training run on the stack's trainer: seghw stack submit TRAIN-FLAGS... (those of seghw train)."""
+        from seghw.queue.submit import describe, submit
         from seghw.stack import compose
-        from seghw.stack.submit import describe, submit
 
         if compose.mode() == "compose":
             _require_compose("trainer")
@@ -187,8 +187,8 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
     @stack.command("stop")
     def stack_stop(run: str = typer.Argument("latest", help="Run id, run folder or 'latest'.")) -> None:
         """Ask a run to stop gracefully (it checkpoints and ends 'stopped')."""
+        from seghw.queue.submit import stop
         from seghw.stack import compose
-        from seghw.stack.submit import stop
 
         if compose.mode() == "compose":
             _require_compose("trainer")
@@ -206,8 +206,8 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
     ) -> None:
         """Start the stack, train a short CPU demo with a progress bar, then show its status."""
         from seghw.errors import UserError
+        from seghw.queue.submit import describe, submit
         from seghw.stack import compose, demo, local
-        from seghw.stack.submit import describe, submit
 
         args = demo.demo_args(epochs, synthetic, list(ctx.args))
         if compose.mode() == "compose":

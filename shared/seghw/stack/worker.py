@@ -14,8 +14,8 @@ from seghw.stack.settings import QUEUE, WORKER_TTL
 def _worker_class():
     from rq import Worker
 
+    from seghw.queue import jobs
     from seghw.rq_teardown import SurvivesRedisGone
-    from seghw.stack import jobs
 
     class TrainerWorker(SurvivesRedisGone, Worker):
         """rq's first SIGTERM waits for the job, and the job's process never sees the signal.
@@ -41,7 +41,7 @@ def _worker_class():
 def serve_trainer(burst: bool = False, wait: float = 60.0) -> int:
     from rq import Queue
 
-    from seghw.stack.submit import resume_abandoned
+    from seghw.queue.submit import resume_abandoned
 
     url = redis_url()
     conn = connect(url, decode=False, wait=wait)
