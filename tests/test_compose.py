@@ -3,8 +3,12 @@ the compose-spec schema, hadolint, and docker-compose 1.29 ``config``."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,7 +103,11 @@ def test_visualdl_public_port_read_only_logs_health_and_no_telemetry(services):
     assert vdl["ports"] == ["${VISUALDL_PORT:-8040}:8040"]
     models = _volume(vdl, "/app/models")
     assert models["source"] == "models" and models["read_only"] is True
-    cmd = vdl["command"]
+    # The command line is the role's (one place): seghw serve visualdl with the container's settings.
+    assert vdl["command"] == ["seghw", "serve", "visualdl"]
+    assert vdl["environment"] == {"SEGHW_LOG_ROOT": "/app/models", "VISUALDL_HOST": "0.0.0.0",
+                                  "VISUALDL_PORT": "8040"}
+    cmd = _visualdl_command(vdl["environment"])
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
     assert cmd[cmd.index("--port") + 1] == "8040"
     assert cmd[cmd.index("--logdir") + 1] == "/app/models"
@@ -107,6 +115,16 @@ def test_visualdl_public_port_read_only_logs_health_and_no_telemetry(services):
     health = vdl["healthcheck"]
     assert "/alive" in " ".join(health["test"]) and "204" in " ".join(health["test"])
     assert _seconds(health["start_period"]) >= 60
+
+
+def _visualdl_command(environment: dict[str, str]) -> list[str]:
+    """What ``seghw serve visualdl`` runs with these settings."""
+    code = ("import json, os; from pathlib import Path; from seghw.stack.visualdl_role import visualdl_command; "
+            "print(json.dumps(visualdl_command(Path(os.environ['SEGHW_LOG_ROOT']))))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISUALDL_", "SEGHW_"))}
+    done = subprocess.run([sys.executable, "-c", code], env={**env, **environment}, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def test_monitor_reads_models_read_only_and_talks_to_redis(services):
@@ -224,12 +242,22 @@ def test_dockerfiles_pin_their_bases_and_run_as_a_user():
     assert "paddlepaddle/paddle:3.3.0-gpu-cuda12.6-cudnn9.5" in _dockerfile("trainer")
 
 
-def test_visualdl_image_pins_and_serves_on_all_interfaces():
+def test_visualdl_image_runs_the_role_on_all_interfaces():
     text = _dockerfile("visualdl")
+    assert re.search(r"(?m)^CMD \[\"seghw\", \"serve\", \"visualdl\"\]$", text)
+    assert "VISUALDL_HOST=0.0.0.0" in text and "VISUALDL_PORT=8040" in text
+    pyproject = (REPO / "pyproject.toml").read_text()
     for pin in ("visualdl==2.5.3", "protobuf==", "numpy=="):
-        assert pin in text, pin
-    cmd = re.search(r"(?m)^CMD (\[.*\])", text).group(1)
-    assert '"0.0.0.0"' in cmd and '"--disable-telemetry"' in cmd and '"8040"' in cmd
+        assert pin in pyproject, pin  # the image installs the project, with these pins
+
+
+def test_the_monitor_and_visualdl_images_share_their_layers():
+    def steps(role: str) -> list[str]:
+        text = _dockerfile(role)
+        body = text[text.index("\nARG "):text.index("\nWORKDIR ")]
+        return [line for line in body.splitlines() if line and not line.startswith("#")]
+
+    assert steps("monitor") == steps("visualdl")
 
 
 def test_images_carry_the_guide_scripts():
