@@ -31,6 +31,8 @@ class TrainConfig(BaseModel):
     depth: int = Field(default=4, ge=1, le=6, description="downsampling levels; stride is 2**depth")
     patch_stem: bool = Field(
         default=False, description="a 2x2 stride-2 stem in place of the full-resolution convolutions (CPU speed)")
+    fill: Literal["bounded", "paper"] = Field(
+        default="bounded", description="painted page between the input and the paper estimate, or unbounded")
 
     # optimisation
     image_size: int = Field(default=512, ge=16)
@@ -103,7 +105,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 # Settings added after runs had been saved, with the value those runs were trained with.
-_BEFORE_THE_SETTING_EXISTED: dict[str, Any] = {"patch_stem": False}
+_BEFORE_THE_SETTING_EXISTED: dict[str, Any] = {"patch_stem": False, "fill": "paper"}
 
 
 def complete_saved_config(saved: dict[str, Any]) -> dict[str, Any]:

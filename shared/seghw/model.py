@@ -7,6 +7,12 @@ wherever the mask says "no ink": ``out = mask * pred + (1 - mask) * input``.
 The painted page starts from a classical estimate of the paper under the strokes (a grey-level
 closing, ``paper_estimate``), and the image decoder learns the correction: the colour of the paper
 comes from the pixels around a stroke instead of being rebuilt from the ink's own darkness.
+
+With ``fill="bounded"`` (the default) the painted page cannot leave the range between the input and
+that paper estimate, channel by channel: ``pred = x + sigmoid(c) * (paper_estimate(x) - x)``. Ink
+only darkens a page, so the clean page lies in that range; anything outside it is harm: a colour
+cast, a large dark area repainted (the closing keeps areas wider than its window as they are), a
+darker blotch. ``fill="paper"`` is the unbounded correction ``paper_estimate(x) + c`` of earlier runs.
 """
 
 from __future__ import annotations
@@ -91,10 +97,12 @@ class EraseNetLite(nn.Layer):
     """Input: NCHW float in [0, 1]. Output: (composited clean page, raw prediction, mask logits); the
     pages are not clipped to [0, 1] (pictures are, when converted to 8 bits)."""
 
-    def __init__(self, base_channels: int = 32, depth: int = 4, patch_stem: bool = False):
+    def __init__(self, base_channels: int = 32, depth: int = 4, patch_stem: bool = False, fill: str = "bounded"):
         super().__init__()
+        if fill not in FILLS:
+            raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
         widths = [base_channels * 2**i for i in range(depth + 1)]
-        self.depth, self.patch_stem = depth, patch_stem
+        self.depth, self.patch_stem, self.fill = depth, patch_stem, fill
         if patch_stem:
             # The full-resolution level's convolutions are the slowest per FLOP on a CPU (few
             # channels, large im2col buffers). A 2x2 stride-2 convolution takes its place and
@@ -114,7 +122,8 @@ class EraseNetLite(nn.Layer):
         # (sigmoid(-4) ≈ 0.02), so the first validation scores about the input itself.
         zeros = paddle.nn.initializer.Constant(0.0)
         zeros(self.image_decoder.head.weight)
-        zeros(self.image_decoder.head.bias)
+        # bounded: sigmoid(4) ≈ 0.98 of the way to the paper estimate
+        paddle.nn.initializer.Constant(4.0 if fill == "bounded" else 0.0)(self.image_decoder.head.bias)
         paddle.nn.initializer.Constant(-4.0)(self.mask_decoder.head.bias)
 
     @property
@@ -131,14 +140,21 @@ class EraseNetLite(nn.Layer):
         correction, mask_logits = self.image_decoder(feats), self.mask_decoder(feats)
         if self.patch_stem:
             correction, mask_logits = F.pixel_shuffle(correction, 2), F.pixel_shuffle(mask_logits, 2)
-        pred = paper_estimate(x, PAPER_WINDOW) + correction
+        paper = paper_estimate(x, PAPER_WINDOW)
+        if self.fill == "bounded":
+            pred = x + F.sigmoid(correction) * (paper - x)
+        else:
+            pred = paper + correction
         mask = F.sigmoid(mask_logits)
         out = mask * pred + (1.0 - mask) * x
         return out, pred, mask_logits
 
 
-def build_model(base_channels: int, depth: int, patch_stem: bool = False) -> EraseNetLite:
-    return EraseNetLite(base_channels=base_channels, depth=depth, patch_stem=patch_stem)
+FILLS = ("bounded", "paper")
+
+
+def build_model(base_channels: int, depth: int, patch_stem: bool = False, fill: str = "bounded") -> EraseNetLite:
+    return EraseNetLite(base_channels=base_channels, depth=depth, patch_stem=patch_stem, fill=fill)
 
 
 def count_parameters(model: nn.Layer) -> int:
