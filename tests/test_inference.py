@@ -80,3 +80,17 @@ def test_bounded_fill_stays_between_the_input_and_the_paper_estimate(scrambled_m
     unbounded.set_state_dict(scrambled_model.state_dict())
     unbounded.eval()
     assert np.abs(unbounded(paddle.to_tensor(batch))[1].numpy() - paper).max() > 0.05
+
+
+def test_context_branch_doubles_the_stride_and_exports():
+    paddle.seed(4)
+    model = build_model(8, 2, patch_stem=True, context=True)
+    for p in model.parameters():
+        p.set_value(paddle.randn(p.shape) * 0.3)
+    assert model.stride == 8
+    batch = np.random.default_rng(1).random((2, 3, 48, 32), dtype=np.float32)
+    fast = make_predictor(model, "cpu", engine="fast", threads=1)
+    eager = make_predictor(model, "cpu", engine="eager")
+    np.testing.assert_allclose(fast(batch)[0], eager(batch)[0], atol=2e-4)
+    plain = build_model(8, 2, patch_stem=True)
+    assert len(model.state_dict()) > len(plain.state_dict())

@@ -33,6 +33,7 @@ class TrainConfig(BaseModel):
         default=False, description="a 2x2 stride-2 stem in place of the full-resolution convolutions (CPU speed)")
     fill: Literal["bounded", "paper"] = Field(
         default="bounded", description="painted page between the input and the paper estimate, or unbounded")
+    context: bool = Field(default=False, description="a context branch at half the bottleneck's resolution")
 
     # optimisation
     image_size: int = Field(default=512, ge=16)
@@ -72,7 +73,7 @@ class TrainConfig(BaseModel):
 
     @property
     def stride(self) -> int:
-        return 2**self.depth
+        return model_stride(self.depth, self.context)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -105,7 +106,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 # Settings added after runs had been saved, with the value those runs were trained with.
-_BEFORE_THE_SETTING_EXISTED: dict[str, Any] = {"patch_stem": False, "fill": "paper"}
+_BEFORE_THE_SETTING_EXISTED: dict[str, Any] = {"patch_stem": False, "fill": "paper", "context": False}
+
+
+def model_stride(depth: int, context: bool = False) -> int:
+    """What crop and window sizes must be multiples of (the context branch pools the bottleneck 2x)."""
+    return 2 ** (depth + bool(context))
 
 
 def complete_saved_config(saved: dict[str, Any]) -> dict[str, Any]:

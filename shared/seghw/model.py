@@ -93,11 +93,24 @@ class _Decoder(nn.Layer):
         return self.head(x)
 
 
+class _Context(nn.Layer):
+    """A wider view at the bottleneck: its features pooled 2x, two 3x3 convolutions there, and the
+    result added back (nearest 2x upsampling). The receptive field grows by 4 bottleneck cells."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels), _conv(channels, channels))
+
+    def forward(self, x):
+        return x + upsample2x(self.body(F.avg_pool2d(x, 2)))
+
+
 class EraseNetLite(nn.Layer):
     """Input: NCHW float in [0, 1]. Output: (composited clean page, raw prediction, mask logits); the
     pages are not clipped to [0, 1] (pictures are, when converted to 8 bits)."""
 
-    def __init__(self, base_channels: int = 32, depth: int = 4, patch_stem: bool = False, fill: str = "bounded"):
+    def __init__(self, base_channels: int = 32, depth: int = 4, patch_stem: bool = False, fill: str = "bounded",
+                 context: bool = False):
         super().__init__()
         if fill not in FILLS:
             raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
@@ -115,6 +128,8 @@ class EraseNetLite(nn.Layer):
         else:
             self.stem = nn.Sequential(_conv(3, widths[0]), _conv(widths[0], widths[0]))
         self.downs = nn.LayerList([_Down(widths[i], widths[i + 1]) for i in range(len(widths) - 1)])
+        # The bottleneck must stay even for the pooling: crops and windows are multiples of 2 * stride.
+        self.context = _Context(widths[-1]) if context else None
         patch_pixels = 4 if patch_stem else 1
         self.image_decoder = _Decoder(widths, 3 * patch_pixels)
         self.mask_decoder = _Decoder(widths, 1 * patch_pixels, scale=0.5)
@@ -128,12 +143,14 @@ class EraseNetLite(nn.Layer):
 
     @property
     def stride(self) -> int:
-        return 2**self.depth
+        return 2 ** (self.depth + (self.context is not None))
 
     def forward(self, x):
         feats = [self.stem(x)]
         for down in self.downs:
             feats.append(down(feats[-1]))
+        if self.context is not None:
+            feats[-1] = self.context(feats[-1])
         # The image head corrects the paper estimate. No clip here: a clip would hide overshoots
         # from the loss (zero gradient past 1.0), and they show as white blotches where ink was;
         # outputs are clipped when they become pictures.
@@ -153,8 +170,9 @@ class EraseNetLite(nn.Layer):
 FILLS = ("bounded", "paper")
 
 
-def build_model(base_channels: int, depth: int, patch_stem: bool = False, fill: str = "bounded") -> EraseNetLite:
-    return EraseNetLite(base_channels=base_channels, depth=depth, patch_stem=patch_stem, fill=fill)
+def build_model(base_channels: int, depth: int, patch_stem: bool = False, fill: str = "bounded",
+                context: bool = False) -> EraseNetLite:
+    return EraseNetLite(base_channels=base_channels, depth=depth, patch_stem=patch_stem, fill=fill, context=context)
 
 
 def count_parameters(model: nn.Layer) -> int:
