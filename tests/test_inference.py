@@ -10,7 +10,7 @@ from seghw.device import import_paddle
 paddle = import_paddle()
 
 from seghw.inference import make_predictor  # noqa: E402
-from seghw.model import build_model, paper_estimate, upsample2x  # noqa: E402
+from seghw.model import BOUNDED_WINDOW, build_model, paper_estimate, upsample2x  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["full-resolution stem", "patch stem"])
@@ -71,7 +71,7 @@ def test_bounded_fill_stays_between_the_input_and_the_paper_estimate(scrambled_m
     batch[..., 4:20, 4:20] = 0.05  # a large dark area: the paper estimate keeps it, so must the output
     scrambled_model.eval()
     out, pred, _logits = (t.numpy() for t in scrambled_model(paddle.to_tensor(batch)))
-    paper = paper_estimate(paddle.to_tensor(batch), 9).numpy()
+    paper = paper_estimate(paddle.to_tensor(batch), BOUNDED_WINDOW).numpy()
     assert scrambled_model.fill == "bounded"
     assert (pred >= batch - 1e-6).all() and (pred <= paper + 1e-6).all()
     assert (out >= batch - 1e-6).all() and (out <= paper + 1e-6).all()

@@ -9,10 +9,11 @@ closing, ``paper_estimate``), and the image decoder learns the correction: the c
 comes from the pixels around a stroke instead of being rebuilt from the ink's own darkness.
 
 With ``fill="bounded"`` (the default) the painted page cannot leave the range between the input and
-that paper estimate, channel by channel: ``pred = x + sigmoid(c) * (paper_estimate(x) - x)``. Ink
-only darkens a page, so the clean page lies in that range; anything outside it is harm: a colour
-cast, a large dark area repainted (the closing keeps areas wider than its window as they are), a
-darker blotch. ``fill="paper"`` is the unbounded correction ``paper_estimate(x) + c`` of earlier runs.
+that paper estimate, channel by channel: ``pred = clip(paper + c, x, paper)``, with a closing of
+``BOUNDED_WINDOW`` px (wide felt-tip strokes are lifted too). Ink only darkens a page, so the clean
+page lies in that range; anything outside it is harm: a colour cast, a large dark area repainted (the
+closing keeps areas wider than its window as they are), a darker blotch. ``fill="paper"`` is the
+unbounded correction ``paper_estimate(x, 9) + c`` of earlier runs.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def upsample2x(x):
 
 
 PAPER_WINDOW = 9  # px; closes strokes up to ~8 px wide, the pen widths of a 150-dpi scan
+BOUNDED_WINDOW = 15  # px; the bounded fill's closing: felt-tip strokes and crossings of strokes too
 
 
 def _max_filter(x, window: int):
@@ -137,8 +139,7 @@ class EraseNetLite(nn.Layer):
         # (sigmoid(-4) ≈ 0.02), so the first validation scores about the input itself.
         zeros = paddle.nn.initializer.Constant(0.0)
         zeros(self.image_decoder.head.weight)
-        # bounded: sigmoid(4) ≈ 0.98 of the way to the paper estimate
-        paddle.nn.initializer.Constant(4.0 if fill == "bounded" else 0.0)(self.image_decoder.head.bias)
+        zeros(self.image_decoder.head.bias)
         paddle.nn.initializer.Constant(-4.0)(self.mask_decoder.head.bias)
 
     @property
@@ -157,11 +158,13 @@ class EraseNetLite(nn.Layer):
         correction, mask_logits = self.image_decoder(feats), self.mask_decoder(feats)
         if self.patch_stem:
             correction, mask_logits = F.pixel_shuffle(correction, 2), F.pixel_shuffle(mask_logits, 2)
-        paper = paper_estimate(x, PAPER_WINDOW)
         if self.fill == "bounded":
-            pred = x + F.sigmoid(correction) * (paper - x)
+            # A clip, not a squashing function: the correction keeps the unbounded fill's scale
+            # (a small error in it is a small error in the page, whatever the stroke's darkness).
+            paper = paper_estimate(x, BOUNDED_WINDOW)
+            pred = paddle.minimum(paddle.maximum(paper + correction, x), paper)
         else:
-            pred = paper + correction
+            pred = paper_estimate(x, PAPER_WINDOW) + correction
         mask = F.sigmoid(mask_logits)
         out = mask * pred + (1.0 - mask) * x
         return out, pred, mask_logits

@@ -244,9 +244,9 @@ def _scaled(patch: np.ndarray, height: float, rng: np.random.Generator) -> np.nd
 
 
 def handwriting_layer(shape: tuple[int, int], hands: HandSources, rng: np.random.Generator,
-                      text_px: float) -> dict[str, np.ndarray]:
+                      text_px: float, groups: list | None = None) -> dict[str, np.ndarray]:
     """Alpha per ink for one page: a few groups of real strokes at a handwriting scale (about the
-    print's size), in blank space and across print alike."""
+    print's size), in blank space and across print alike. ``groups`` collects ``(source, ink)``."""
     h, w = shape
     layers: dict[str, np.ndarray] = {}
     names = hands.names()
@@ -258,6 +258,8 @@ def handwriting_layer(shape: tuple[int, int], hands: HandSources, rng: np.random
         src = names[int(rng.integers(len(names)))]
         ink = page_ink if rng.random() < 0.7 else str(rng.choice(inks, p=p / p.sum()))
         layer = layers.setdefault(ink, np.zeros(shape, np.float32))
+        if groups is not None:
+            groups.append((src, ink))
         height = text_px * rng.uniform(1.0, 2.2) * (1.6 if src == "lasa" else 1.0)
         x = int(rng.uniform(0.0, 0.8) * w)
         y = int(rng.uniform(0.0, 0.9) * h)
@@ -306,9 +308,9 @@ def scan(pages: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarr
 
 
 def written_pair(page: np.ndarray, hands: HandSources, rng: np.random.Generator,
-                 text_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 text_px: float, groups: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image, gt, mask) of a page with real handwriting over it; the scan applied to both alike."""
-    layers = handwriting_layer(page.shape[:2], hands, rng, text_px)
+    layers = handwriting_layer(page.shape[:2], hands, rng, text_px, groups)
     inked, alpha = apply_ink(page, layers, rng)
     image, gt = scan([inked, page.astype(np.float32)], rng)
     mask = np.where(alpha > MASK_ALPHA, 255, 0).astype(np.uint8)
@@ -355,9 +357,11 @@ def build(out: Path, pages: Sequence[tuple[str, np.ndarray, float]], hands: Hand
             name, page, text_px = pages[(print_count + j) % len(pages)]
             if photos and j % 6 == 5:
                 page = paste_figure(page, photos[j % len(photos)], rng)
-            image, gt, mask = written_pair(page, hands, rng, text_px)
+            groups: list = []
+            image, gt, mask = written_pair(page, hands, rng, text_px, groups)
             item = f"written_{j:03d}"
             save_pair(out / "written", item, image, gt, mask)
-            manifest["written"].append({"name": item, "source": name, "ink_pixels": int(np.count_nonzero(mask))})
+            manifest["written"].append({"name": item, "source": name, "ink_pixels": int(np.count_nonzero(mask)),
+                                        "handwriting": [f"{src} in {ink}" for src, ink in groups]})
     (out / "realset.json").write_text(json.dumps(manifest, indent=1))
     return manifest
