@@ -190,7 +190,8 @@ def pick_region(page: np.ndarray, rng: np.random.Generator, size: int = CROP, tr
 
 
 def paste_figure(page: np.ndarray, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A photograph printed into the page (as a report's figure), over a quarter to a half of it."""
+    """A photograph printed into the page as a report's figure (over a quarter to a half of it, in
+    place of what was there), on the page's paper tone."""
     h, w = page.shape[:2]
     side = int(min(h, w) * rng.uniform(0.45, 0.7))
     ph, pw = photo.shape[:2]
@@ -198,11 +199,10 @@ def paste_figure(page: np.ndarray, photo: np.ndarray, rng: np.random.Generator) 
     fig = cv2.resize(photo, (max(1, int(pw * scale)), max(1, int(ph * scale))), interpolation=cv2.INTER_AREA)
     if fig.ndim == 2:
         fig = np.repeat(fig[..., None], 3, axis=2)
-    fig = fig[..., :3]
+    fig = fig[..., :3].astype(np.float32)
     y, x = int(rng.integers(0, h - fig.shape[0] + 1)), int(rng.integers(0, w - fig.shape[1] + 1))
     out = page.copy()
-    # Printed on the page's paper: ink darkens the paper multiplicatively.
-    paper = out[y : y + fig.shape[0], x : x + fig.shape[1]].astype(np.float32)
+    paper = np.percentile(page.reshape(-1, 3), 95, axis=0).astype(np.float32)  # ink darkens the paper
     out[y : y + fig.shape[0], x : x + fig.shape[1]] = np.clip(paper * fig / 255.0, 0, 255).astype(np.uint8)
     return out
 

@@ -24,7 +24,7 @@ from seghw.data.fonts import FontFace, available_fonts, fonts_fingerprint, load_
 from seghw.errors import ConfigError
 
 # Bump whenever the pictures a seed produces change: cached datasets are keyed on it.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MANIFEST = "dataset.json"
 MASK_ALPHA_THRESHOLD = 0.08
 MIN_SIZE = 16
@@ -214,8 +214,9 @@ def _draw_printed(rng: np.random.Generator, page: _Page, fonts: Sequence[FontFac
             text = _text_line(rng, cjk, n_chars)
             x0 = margin_x + (int(rng.uniform(0, 2) * size) if rng.random() < 0.3 else 0)
             heavy_line = rng.random() < 0.15  # bold runs in the body
-            draw.text((x0, y), text, fill=int(rng.integers(200, 256)), font=font,
-                      stroke_width=max(1, size // 18) if heavy_line else 0)
+            ink_draw = ImageDraw.Draw(colour_cov) if rng.random() < 0.06 else draw  # links, coloured headings
+            ink_draw.text((x0, y), text, fill=int(rng.integers(200, 256)), font=font,
+                          stroke_width=max(1, size // 18) if heavy_line else 0)
             x1 = min(w, x0 + int(draw.textlength(text, font=font)))
             page.text_boxes.append((x0, y, x1, y + size))
             if rng.random() < 0.3 and x1 < right - 3 * size:  # fill-in blank after the text
@@ -311,8 +312,14 @@ def _draw_special(rng, page: _Page, draw: ImageDraw.ImageDraw, cov: Image.Image,
         fh = int(size * rng.uniform(3, 9))
         fw = int(width * rng.uniform(0.3, 1.0))
         x0 = margin_x + int(rng.uniform(0, max(1, width - fw)))
-        field_ = rng.normal(0, 1, (max(2, fh // 12), max(2, fw // 12))).astype(np.float32)
-        field_ = cv2.resize(field_, (max(1, fw), max(1, fh)), interpolation=cv2.INTER_CUBIC)
+        field_ = np.zeros((max(1, fh), max(1, fw)), np.float32)
+        for cell, weight in ((12, 1.0), (4, rng.uniform(0.2, 0.6)), (1.5, rng.uniform(0.0, 0.3))):
+            octave = rng.normal(0, 1, (max(2, int(fh / cell)), max(2, int(fw / cell)))).astype(np.float32)
+            field_ += weight * cv2.resize(octave, (max(1, fw), max(1, fh)), interpolation=cv2.INTER_CUBIC)
+        for _ in range(int(rng.integers(0, 6))):  # objects with edges, as in a photograph
+            centre = (int(rng.uniform(0, fw)), int(rng.uniform(0, fh)))
+            axes = (int(rng.uniform(2, max(3, fw / 3))), int(rng.uniform(2, max(3, fh / 3))))
+            cv2.ellipse(field_, centre, axes, rng.uniform(0, 180), 0, 360, float(rng.normal(0, 2)), -1)
         field_ = (field_ - field_.min()) / (np.ptp(field_) + 1e-6)
         field_ = np.clip(field_ * rng.uniform(0.6, 1.3) + rng.uniform(-0.2, 0.3), 0, 1)
         if rng.random() < 0.5:  # halftone dots on a grid
