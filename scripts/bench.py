@@ -839,7 +839,7 @@ def section_quality(b: Bench) -> None:
 
     a = b.args
     budget = a.quality_minutes * 60
-    realset = ensure_realset(Path(a.realset))
+    realset = ensure_realset(ROOT / a.realset)
     curve_sets = {k: subset(realset / k, b.tmp / "curve" / k, n)
                   for k, n in (("print", CURVE_PRINT), ("written", CURVE_WRITTEN))}
     # Epochs are capped at a number of steps (a fresh shuffle each) so that a larger --quality-synthetic
@@ -1383,7 +1383,8 @@ def main() -> int:
     parser.add_argument("--quality-rate", type=float, default=55.0,
                         help="img/s the quality run's epochs are sized for (the preset's rate on one thread)")
     parser.add_argument("--quality-curve-every", type=int, default=3, help="epochs between real-set curve points")
-    parser.add_argument("--realset", default=str(ROOT / "build" / "realset"), help="real-source set (built if missing)")
+    parser.add_argument("--realset", default="build/realset",
+                        help="real-source set, built if missing (a relative path is taken from the checkout)")
     parser.add_argument("--real-picture", type=Path, help="also write the real pages' picture here")
     args = parser.parse_args()
     if args.quick:
