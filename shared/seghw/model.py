@@ -132,6 +132,7 @@ class EraseNetLite(nn.Layer):
         self.downs = nn.LayerList([_Down(widths[i], widths[i + 1]) for i in range(len(widths) - 1)])
         # The bottleneck must stay even for the pooling: crops and windows are multiples of 2 * stride.
         self.context = _Context(widths[-1]) if context else None
+        self.relu = nn.ReLU()
         patch_pixels = 4 if patch_stem else 1
         self.image_decoder = _Decoder(widths, 3 * patch_pixels)
         self.mask_decoder = _Decoder(widths, 1 * patch_pixels, scale=0.5)
@@ -161,8 +162,10 @@ class EraseNetLite(nn.Layer):
         if self.fill == "bounded":
             # A clip, not a squashing function: the correction keeps the unbounded fill's scale
             # (a small error in it is a small error in the page, whatever the stroke's darkness).
+            # clip(v, x, paper) = min(max(v, x), paper) written with ReLUs, which the legacy graph export
+            # also has: paper - relu(paper - (x + relu(v - x))); exact at the upper bound, however large v.
             paper = paper_estimate(x, BOUNDED_WINDOW)
-            pred = paddle.minimum(paddle.maximum(paper + correction, x), paper)
+            pred = paper - self.relu(paper - x - self.relu(paper + correction - x))
         else:
             pred = paper_estimate(x, PAPER_WINDOW) + correction
         mask = F.sigmoid(mask_logits)
