@@ -11,7 +11,7 @@ RUN ?= latest
 export STACK
 
 .DEFAULT_GOAL := help
-.PHONY: help setup tools base-images test lint up down train stop status logs demo bench clean
+.PHONY: help setup tools base-images realset test lint up down train stop status logs demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,7 +58,10 @@ logs: $(STAMP) ## Follow the stack's logs
 demo: $(STAMP) ## Set up, start the local stack, train a short CPU demo, show status
 	$(SEGHW) stack demo
 
-bench: $(STAMP) ## Measure speed and write docs/BENCHMARKS.md
+realset: $(STAMP) ## Build the real-source evaluation set in build/realset (needs poppler-utils, npm)
+	$(PY) scripts/build_realset.py
+
+bench: $(STAMP) ## Measure speed and quality, write docs/BENCHMARKS.md
 	$(PY) -m scripts.bench
 
 clean: ## Remove the virtualenv and local run data

@@ -10,7 +10,7 @@ from seghw.device import import_paddle
 paddle = import_paddle()
 
 from seghw.inference import make_predictor  # noqa: E402
-from seghw.model import build_model, paper_estimate, upsample2x  # noqa: E402
+from seghw.model import BOUNDED_WINDOW, build_model, paper_estimate, upsample2x  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["full-resolution stem", "patch stem"])
@@ -63,3 +63,34 @@ def test_export_leaves_the_model_in_its_mode(scrambled_model):
     scrambled_model.train()
     make_predictor(scrambled_model, "cpu", engine="fast", threads=1)
     assert scrambled_model.training
+
+
+def test_bounded_fill_stays_between_the_input_and_the_paper_estimate(scrambled_model):
+    rng = np.random.default_rng(2)
+    batch = rng.random((2, 3, 32, 32), dtype=np.float32)
+    batch[..., 4:20, 4:20] = 0.05  # a large dark area: the paper estimate keeps it, so must the output
+    scrambled_model.eval()
+    out, pred, _logits = (t.numpy() for t in scrambled_model(paddle.to_tensor(batch)))
+    paper = paper_estimate(paddle.to_tensor(batch), BOUNDED_WINDOW).numpy()
+    assert scrambled_model.fill == "bounded"
+    assert (pred >= batch - 1e-6).all() and (pred <= paper + 1e-6).all()
+    assert (out >= batch - 1e-6).all() and (out <= paper + 1e-6).all()
+    np.testing.assert_allclose(out[..., 8:16, 8:16], batch[..., 8:16, 8:16], atol=1e-6)
+    unbounded = build_model(8, 2, patch_stem=scrambled_model.patch_stem, fill="paper")
+    unbounded.set_state_dict(scrambled_model.state_dict())
+    unbounded.eval()
+    assert np.abs(unbounded(paddle.to_tensor(batch))[1].numpy() - paper).max() > 0.05
+
+
+def test_context_branch_doubles_the_stride_and_exports():
+    paddle.seed(4)
+    model = build_model(8, 2, patch_stem=True, context=True)
+    for p in model.parameters():
+        p.set_value(paddle.randn(p.shape) * 0.3)
+    assert model.stride == 8
+    batch = np.random.default_rng(1).random((2, 3, 48, 32), dtype=np.float32)
+    fast = make_predictor(model, "cpu", engine="fast", threads=1)
+    eager = make_predictor(model, "cpu", engine="eager")
+    np.testing.assert_allclose(fast(batch)[0], eager(batch)[0], atol=2e-4)
+    plain = build_model(8, 2, patch_stem=True)
+    assert len(model.state_dict()) > len(plain.state_dict())

@@ -238,3 +238,50 @@ def test_bad_batches_name_the_problem():
         m.batch_quality(np.zeros((2, 3, 32, 32)), np.zeros((2, 3, 32, 33)))
     with pytest.raises(ValueError, match=">= 11"):
         m.ssim(np.zeros((10, 30), np.uint8), np.zeros((10, 30), np.uint8))
+
+
+# ------------------------------------------------------------------------------------------------
+# Print kept and handwriting removed
+
+
+def _printed_page() -> tuple[np.ndarray, np.ndarray]:
+    """A 64x64 white page with a black printed bar (rows 10-19) and a blue stroke mask (rows 40-43)."""
+    gt = np.full((64, 64, 3), 240, np.uint8)
+    gt[10:20, 8:56] = 20
+    mask = np.zeros((64, 64), np.uint8)
+    mask[40:44, 8:56] = 255
+    return gt, mask
+
+
+def test_ink_counts_on_known_arrays():
+    gt, mask = _printed_page()
+    image = gt.copy()
+    image[40:44, 8:56] = (40, 60, 200)  # blue handwriting over paper
+    counts = m.ink_counts(image, image, gt, mask)  # the identity
+    assert counts == {"print_pixels": 480, "print_kept": 480, "hw_pixels": 192, "hw_removed": 0}
+    erased = gt.copy()
+    erased[10:20, 8:32] = 240  # half the print painted over as paper, every stroke removed
+    counts = m.ink_counts(image, erased, gt, mask)
+    assert counts == {"print_pixels": 480, "print_kept": 240, "hw_pixels": 192, "hw_removed": 192}
+    assert m.ink_shares(counts) == {"print_kept": 0.5, "hw_removed": 1.0}
+
+
+def test_print_kept_needs_half_the_darkness_and_ignores_the_strokes_rims():
+    gt, mask = _printed_page()
+    faded = gt.copy()
+    faded[10:20, 8:56] = 240 - 0.4 * 220  # 40 % of the bar's darkness left
+    assert m.ink_counts(gt, faded, gt, mask)["print_kept"] == 0
+    faded[10:20, 8:56] = 240 - 0.6 * 220
+    assert m.ink_counts(gt, faded, gt, mask)["print_kept"] == 480
+    under = gt.copy()
+    under[38:46, 8:56] = 20  # print within 2 px of the handwriting is not counted as print
+    assert m.ink_counts(under, under, under, mask)["print_pixels"] == 480
+
+
+def test_ink_shares_without_ink_are_none():
+    page = np.full((32, 32, 3), 230, np.uint8)
+    counts = m.ink_counts(page, page, page, np.zeros((32, 32), np.uint8))
+    assert counts["print_pixels"] == counts["hw_pixels"] == 0
+    assert m.ink_shares(counts) == {"print_kept": None, "hw_removed": None}
+    with pytest.raises(ValueError, match="mask"):
+        m.ink_counts(page, page, page, np.zeros((16, 32), np.uint8))

@@ -113,7 +113,7 @@ def test_image_and_gt_differ_only_under_the_ink() -> None:
 
 def test_blue_red_and_black_ink_all_appear() -> None:
     seen: set[str] = set()
-    for seed in range(8):
+    for seed in range(16):  # some pages are grey-level scans, where no ink has a colour
         seen |= _inks(*generate_pair(seed, 64))
     assert seen >= {"blue", "red", "black"}, seen
 
@@ -162,3 +162,31 @@ def test_an_unwritable_output_folder_is_one_line_naming_it(tmp_path: Path, capsy
     assert main(["synth", "--out", str(blocker / "out"), "--count", "2", "--size", "32"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("seghw: error:") and str(blocker) in err
+
+
+def _dark_area(gt: np.ndarray, side: int = 12) -> bool:
+    """A printed area wider than ``side`` px that is solid dark (a bar, a block, a figure's shadow)."""
+    dark = (cv2.cvtColor(gt, cv2.COLOR_RGB2GRAY) < 90).astype(np.uint8)
+    return bool(cv2.erode(dark, np.ones((side, side), np.uint8)).any())
+
+
+def test_dark_print_grey_and_binarized_scans_appear() -> None:
+    dark = grey = binary = 0
+    for seed in range(40):
+        image, gt, _mask = generate_pair(seed, 256)
+        dark += _dark_area(gt)
+        if np.array_equal(gt[..., 0], gt[..., 1]) and np.array_equal(gt[..., 1], gt[..., 2]):
+            grey += 1
+            binary += set(np.unique(gt).tolist()) <= {0, 255}
+    assert dark >= 4, "large dark print (bars, blocks, figures) on some pages"
+    assert grey - binary >= 2 and binary >= 1, (grey, binary)
+
+
+def test_binarized_pages_mask_only_ink_that_shows() -> None:
+    for seed in range(60):
+        image, gt, mask = generate_pair(seed, 256)
+        if set(np.unique(gt).tolist()) <= {0, 255}:
+            changed = cv2.dilate((image != gt).any(axis=2).astype(np.uint8), np.ones((3, 3), np.uint8))
+            assert not (mask.astype(bool) & (changed == 0)).any(), seed
+            return
+    pytest.fail("no binarized page in 60 seeds")

@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, chosen = parse_args(argv)
     out = None if args.no_write or args.only else (args.out or (None if args.quick else DOC))
+    args.writes_doc = out == DOC  # sections that illustrate the document write its pictures too
 
     from seghw.device import import_paddle
 

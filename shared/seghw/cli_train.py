@@ -150,12 +150,14 @@ def evaluate(
     engine: str = typer.Option("fast", help=ENGINE_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
-    """PSNR / SSIM / MS-SSIM / score of a checkpoint, with the identity and classical baselines."""
+    """PSNR / SSIM / MS-SSIM / score, PSNR against the input, print kept and handwriting removed of a
+    checkpoint, with the identity and classical baselines."""
+    from seghw.config import model_stride
     from seghw.evaluate import evaluate_dataset, render_table
     from seghw.inference import load_checkpoint_predictor
 
     predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
-    rows = evaluate_dataset(data, predict, window=window, multiple=2 ** cfg["depth"])
+    rows = evaluate_dataset(data, predict, window=window, multiple=model_stride(cfg["depth"], cfg["context"]))
     if json_out:
         import json
 
@@ -174,11 +176,13 @@ def infer(
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
 ) -> None:
     """Erase handwriting from full pages of any size (tiled, with overlap)."""
+    from seghw.config import model_stride
     from seghw.evaluate import infer_paths
     from seghw.inference import load_checkpoint_predictor
 
     predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
-    n = infer_paths(input_path, output, predict, window=window, overlap=overlap, multiple=2 ** cfg["depth"])
+    n = infer_paths(input_path, output, predict, window=window, overlap=overlap,
+                    multiple=model_stride(cfg["depth"], cfg["context"]))
     typer.echo(f"wrote {n} clean pages and masks to {output}")
 
 

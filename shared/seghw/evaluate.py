@@ -35,24 +35,34 @@ def _save_png(path: Path, array: np.ndarray) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def evaluate_dataset(data: Path, predict: Callable, window: int = 512, multiple: int = 16) -> list[dict]:
-    """Quality of the model, the identity and the classical baseline on every pair of ``data``."""
+def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, multiple: int = 16) -> list[dict]:
+    """Quality of the model, the identity and the classical baseline on every pair of ``data``.
+
+    Each row has the means per image of PSNR/SSIM/MS-SSIM/score against the truth, ``psnr_input``
+    (PSNR of the output against the input: on print-only pages, where the truth is the input, the
+    "no harm" figure) and the shares of printed ink kept and of handwriting ink removed, pooled over
+    the pages (:func:`seghw.metrics.ink_counts`; the mask is ``masks/`` or derived from the pair).
+    ``predict=None`` leaves the model out.
+    """
     from seghw import baselines, metrics
-    from seghw.data.dataset import scan_pairs
+    from seghw.data.dataset import derive_mask, read_mask, scan_pairs
     from seghw.tiling import tile_predict
 
     pairs = scan_pairs(Path(data))
-    methods: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
-        "model": lambda img: tile_predict(img, predict, window=window, overlap=window // 8, multiple=multiple),
-        "identity": baselines.identity,
-        "classical (ink threshold + Telea)": baselines.classical,
-    }
+    methods: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
+    if predict is not None:
+        methods["model"] = lambda img: tile_predict(img, predict, window=window, overlap=window // 8,
+                                                    multiple=multiple)
+    methods["identity"] = baselines.identity
+    methods["classical (ink threshold + Telea)"] = baselines.classical
     scores: dict[str, list[dict]] = {name: [] for name in methods}
+    counts: dict[str, dict[str, int]] = {name: {} for name in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for pair in pairs:
         image, gt = read_rgb(pair.image), read_rgb(pair.gt)
         if image.shape != gt.shape:
             raise DataError(f"{pair.image.name}: image {image.shape[:2]} and gt {gt.shape[:2]} differ in size")
+        mask = read_mask(pair.mask) if pair.mask is not None else derive_mask(image, gt)
         for name, method in methods.items():
             t0 = time.perf_counter()
             clean, _mask = method(image)
@@ -60,7 +70,9 @@ def evaluate_dataset(data: Path, predict: Callable, window: int = 512, multiple:
             p = metrics.psnr(clean, gt)
             ms = metrics.ms_ssim(clean, gt)
             scores[name].append({"psnr": p, "ssim": metrics.ssim(clean, gt), "ms_ssim": ms,
-                                 "score": metrics.score(p, ms)})
+                                 "score": metrics.score(p, ms), "psnr_input": metrics.psnr(clean, image)})
+            for key, value in metrics.ink_counts(image, clean, gt, mask).items():
+                counts[name][key] = counts[name].get(key, 0) + value
     rows = []
     for name, per_image in scores.items():
         def mean(key, per_image=per_image):
@@ -68,7 +80,8 @@ def evaluate_dataset(data: Path, predict: Callable, window: int = 512, multiple:
             return float(np.mean(vals)) if vals and len(vals) == len(per_image) else None
 
         rows.append({"method": name, "images": len(per_image), "psnr": mean("psnr"), "ssim": mean("ssim"),
-                     "ms_ssim": mean("ms_ssim"), "score": mean("score"),
+                     "ms_ssim": mean("ms_ssim"), "score": mean("score"), "psnr_input": mean("psnr_input"),
+                     **metrics.ink_shares(counts[name]),
                      "seconds_per_image": seconds[name] / max(1, len(per_image))})
     return rows
 
@@ -80,12 +93,18 @@ def render_table(rows: list[dict], title: str = "") -> None:
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
 
+    def percent(v):
+        return "n/a" if v is None else f"{100 * v:.1f} %"
+
     table = Table(title=title)
-    for col in ("method", "images", "PSNR dB", "SSIM", "MS-SSIM", "score", "s/image"):
+    for col in ("method", "images", "PSNR dB", "SSIM", "MS-SSIM", "score", "PSNR vs input", "print kept",
+                "handwriting removed", "s/image"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in rows:
         table.add_row(r["method"], str(r["images"]), fmt(r["psnr"], ".2f"), fmt(r["ssim"], ".4f"),
-                      fmt(r["ms_ssim"], ".4f"), fmt(r["score"], ".4f"), fmt(r["seconds_per_image"], ".3f"))
+                      fmt(r["ms_ssim"], ".4f"), fmt(r["score"], ".4f"), fmt(r.get("psnr_input"), ".2f"),
+                      percent(r.get("print_kept")), percent(r.get("hw_removed")),
+                      fmt(r["seconds_per_image"], ".3f"))
     Console().print(table)
 
 

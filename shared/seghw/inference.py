@@ -123,6 +123,6 @@ def load_checkpoint_predictor(
     payload = checkpoint.load(checkpoint_path)
     cfg = complete_saved_config(payload["config"])
     device = select_device("auto")
-    model = build_model(cfg["base_channels"], cfg["depth"], cfg["patch_stem"])
+    model = build_model(cfg["base_channels"], cfg["depth"], cfg["patch_stem"], cfg["fill"], cfg["context"])
     model.set_state_dict(payload["model"])
     return make_predictor(model, device, engine=engine, threads=threads), cfg

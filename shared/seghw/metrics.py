@@ -243,3 +243,51 @@ class QualityMeter:
             "count": n,
             "ms_ssim_count": n_ms,
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Harm and removal: what happened to the print and to the handwriting, from the truth's ink masks
+
+PRINT_INK_DELTA = 60.0  # a truth pixel this many grey levels darker than the paper is printed ink
+HW_INK_DELTA = 24.0  # a handwriting pixel whose input differs this much from the truth carries ink
+PAPER_PERCENTILE = 95.0
+HW_MARGIN = 2  # px around the handwriting mask left out of the print count (stroke rims, blur)
+
+
+def ink_counts(image_u8: np.ndarray, out_u8: np.ndarray, gt_u8: np.ndarray, mask_u8: np.ndarray) -> dict[str, int]:
+    """Pixel counts behind :func:`ink_shares` for one page (they add up over a dataset).
+
+    - **Print ink**: truth pixels at least :data:`PRINT_INK_DELTA` grey levels (luma) darker than the
+      paper (the truth's 95th-percentile luma), more than :data:`HW_MARGIN` px away from the
+      handwriting mask. One *survives* when the output keeps at least half of its darkness.
+    - **Handwriting ink**: mask pixels where the input differs from the truth by at least
+      :data:`HW_INK_DELTA` (largest channel difference). One is *removed* when the output's
+      difference from the truth is under half of the input's.
+    """
+    _check_pair(image_u8, gt_u8)
+    _check_pair(out_u8, gt_u8)
+    mask = np.asarray(mask_u8) > 127
+    if mask.shape != gt_u8.shape[:2]:
+        raise ValueError(f"mask {mask.shape} does not match the page {gt_u8.shape[:2]}")
+    gt_l, out_l = _luma(gt_u8), _luma(out_u8)
+    paper = float(np.percentile(gt_l, PAPER_PERCENTILE))
+    dark = paper - gt_l
+    near_hw = cv2.dilate(mask.astype(np.uint8), np.ones((2 * HW_MARGIN + 1,) * 2, np.uint8)) > 0
+    printed = (dark >= PRINT_INK_DELTA) & ~near_hw
+    kept = printed & (paper - out_l >= 0.5 * dark)
+    gt_i = gt_u8.astype(np.int16)
+    e_in = np.abs(image_u8.astype(np.int16) - gt_i).reshape(*mask.shape, -1).max(axis=-1)
+    e_out = np.abs(out_u8.astype(np.int16) - gt_i).reshape(*mask.shape, -1).max(axis=-1)
+    inked = mask & (e_in >= HW_INK_DELTA)
+    removed = inked & (2 * e_out < e_in)
+    return {"print_pixels": int(printed.sum()), "print_kept": int(kept.sum()),
+            "hw_pixels": int(inked.sum()), "hw_removed": int(removed.sum())}
+
+
+def ink_shares(counts: dict[str, int]) -> dict[str, float | None]:
+    """``{"print_kept", "hw_removed"}`` as shares (0-1) of counts from :func:`ink_counts` (summed over
+    pages, so large pages weigh more); ``None`` where there was no such ink."""
+    def share(part: str, whole: str) -> float | None:
+        return counts[part] / counts[whole] if counts.get(whole) else None
+
+    return {"print_kept": share("print_kept", "print_pixels"), "hw_removed": share("hw_removed", "hw_pixels")}

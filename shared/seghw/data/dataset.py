@@ -131,7 +131,7 @@ def _read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB")).copy()
 
 
-def _read_mask(path: Path) -> np.ndarray:
+def read_mask(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         return np.where(np.asarray(im.convert("L")) > 127, 255, 0).astype(np.uint8)
@@ -153,7 +153,7 @@ def _decode(pair: Pair, threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndar
         mask = None
         if pair.mask is not None:
             current = pair.mask
-            mask = _read_mask(pair.mask)
+            mask = read_mask(pair.mask)
     except Exception as exc:  # decoders raise assorted types (OSError, SyntaxError, ValueError...)
         return current, exc
     if mask is None and image.shape == gt.shape:

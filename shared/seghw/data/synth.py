@@ -24,7 +24,7 @@ from seghw.data.fonts import FontFace, available_fonts, fonts_fingerprint, load_
 from seghw.errors import ConfigError
 
 # Bump whenever the pictures a seed produces change: cached datasets are keyed on it.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 4
 MANIFEST = "dataset.json"
 MASK_ALPHA_THRESHOLD = 0.08
 MIN_SIZE = 16
@@ -38,7 +38,7 @@ INKS: dict[str, tuple[tuple[float, float, float], tuple[float, float]]] = {
     "pencil": ((0.38, 0.38, 0.41), (0.35, 0.6)),
 }
 _PRIMARY_INKS = ("blue", "black", "pencil", "red")
-_PRIMARY_WEIGHTS = (0.42, 0.33, 0.15, 0.10)
+_PRIMARY_WEIGHTS = (0.35, 0.42, 0.13, 0.10)
 
 _CJK_CHARS = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产"
@@ -184,11 +184,15 @@ def _text_line(rng: np.random.Generator, cjk: bool, n_chars: int) -> str:
     return prefix + " ".join(words)
 
 
-def _draw_printed(rng: np.random.Generator, page: _Page, fonts: Sequence[FontFace]) -> np.ndarray:
-    """Coverage (0..1) of printed ink: text lines, option rows, tables, fill-in rules."""
+def _draw_printed(rng: np.random.Generator, page: _Page, fonts: Sequence[FontFace]) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage (0..1) of printed ink, and of a second (coloured) print: text lines, option rows,
+    tables, fill-in rules; bold headings up to ~5x the body size, white-on-black bars, dense columns,
+    diagrams, grey and halftone figures, logos and stamps. Dark print of every kind is there so a
+    model learns that darkness alone does not make handwriting."""
     h, w, t = page.h, page.w, page.text_px
     cov = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(cov)
+    colour_cov = Image.new("L", (w, h), 0)
     cjk = bool(fonts) and any(f.cjk for f in fonts) and rng.random() < 0.6
     face = _pick_face(rng, fonts, cjk)
     bold = _pick_face(rng, fonts, cjk)
@@ -201,11 +205,18 @@ def _draw_printed(rng: np.random.Generator, page: _Page, fonts: Sequence[FontFac
         size = max(6, int(t * rng.uniform(0.85, 1.15)))
         font = load_font(face, size)
         block = rng.random()
+        special = rng.random()
+        if special < 0.3:
+            y = _draw_special(rng, page, draw, cov, colour_cov, fonts, cjk, face, bold, margin_x, right, y, size)
+            continue
         if block < 0.45:  # a paragraph line
             n_chars = int((right - margin_x) / (size * (1.0 if cjk else 0.55)) * rng.uniform(0.4, 1.0))
             text = _text_line(rng, cjk, n_chars)
             x0 = margin_x + (int(rng.uniform(0, 2) * size) if rng.random() < 0.3 else 0)
-            draw.text((x0, y), text, fill=int(rng.integers(200, 256)), font=font)
+            heavy_line = rng.random() < 0.15  # bold runs in the body
+            ink_draw = ImageDraw.Draw(colour_cov) if rng.random() < 0.06 else draw  # links, coloured headings
+            ink_draw.text((x0, y), text, fill=int(rng.integers(200, 256)), font=font,
+                          stroke_width=max(1, size // 18) if heavy_line else 0)
             x1 = min(w, x0 + int(draw.textlength(text, font=font)))
             page.text_boxes.append((x0, y, x1, y + size))
             if rng.random() < 0.3 and x1 < right - 3 * size:  # fill-in blank after the text
@@ -256,7 +267,114 @@ def _draw_printed(rng: np.random.Generator, page: _Page, fonts: Sequence[FontFac
                     draw.line([(margin_x, ry), (right, ry)], fill=int(rng.integers(90, 200)), width=line_w)
             page.blanks.append((margin_x, y, right, y + area_h))
             y += area_h
-    return np.asarray(cov, dtype=np.float32) / 255.0
+    return np.asarray(cov, dtype=np.float32) / 255.0, np.asarray(colour_cov, dtype=np.float32) / 255.0
+
+
+def _draw_special(rng, page: _Page, draw: ImageDraw.ImageDraw, cov: Image.Image, colour_cov: Image.Image,
+                  fonts, cjk: bool, face, bold, margin_x: int, right: int, y: int, size: int) -> int:
+    """One block of dark print that is not body text; returns the next line's y."""
+    w = page.w
+    kind = rng.random()
+    width = max(8, right - margin_x)
+    if kind < 0.3:  # a heading: large, bold, sometimes white on a black bar, sometimes centred
+        hs = max(8, int(size * rng.uniform(1.5, 5.0)))
+        font = load_font(bold, hs)
+        n = max(2, int(width / (hs * (1.0 if cjk else 0.6)) * rng.uniform(0.3, 0.9)))
+        text = _text_line(rng, cjk, n)
+        tw = int(draw.textlength(text, font=font))
+        x0 = margin_x + (max(0, (width - tw) // 2) if rng.random() < 0.4 else 0)
+        stroke = max(1, hs // 16) if rng.random() < 0.7 else 0
+        if rng.random() < 0.3:
+            pad = int(hs * rng.uniform(0.15, 0.5))
+            draw.rectangle([margin_x - pad, y - pad, right + pad, y + hs + pad], fill=int(rng.integers(215, 256)))
+            draw.text((x0, y), text, fill=0, font=font, stroke_width=stroke)
+            y += pad
+        else:
+            draw.text((x0, y), text, fill=int(rng.integers(225, 256)), font=font, stroke_width=stroke)
+        page.text_boxes.append((x0, y, min(w, x0 + tw), y + hs))
+        return y + int(hs * rng.uniform(1.3, 1.8))
+    if kind < 0.5:  # dense columns of small text
+        cols = int(rng.integers(1, 4))
+        gap = max(4, size)
+        cw = max(8, (width - gap * (cols - 1)) // cols)
+        ss = max(6, int(size * rng.uniform(0.55, 0.8)))
+        font = load_font(face, ss)
+        rows = int(rng.integers(3, 9))
+        for c in range(cols):
+            cx = margin_x + c * (cw + gap)
+            for r in range(rows):
+                n = max(2, int(cw / (ss * (1.0 if cjk else 0.5))))
+                ry = y + int(r * ss * 1.25)
+                draw.text((cx, ry), _text_line(rng, cjk, n), fill=int(rng.integers(215, 256)), font=font)
+                page.text_boxes.append((cx, ry, cx + cw, ry + ss))
+        return y + int(rows * ss * 1.25 + size)
+    if kind < 0.7:  # a figure: a grey photo-like field, halftoned or continuous, with a frame
+        fh = int(size * rng.uniform(3, 9))
+        fw = int(width * rng.uniform(0.3, 1.0))
+        x0 = margin_x + int(rng.uniform(0, max(1, width - fw)))
+        field_ = np.zeros((max(1, fh), max(1, fw)), np.float32)
+        for cell, weight in ((12, 1.0), (4, rng.uniform(0.2, 0.6)), (1.5, rng.uniform(0.0, 0.3))):
+            octave = rng.normal(0, 1, (max(2, int(fh / cell)), max(2, int(fw / cell)))).astype(np.float32)
+            field_ += weight * cv2.resize(octave, (max(1, fw), max(1, fh)), interpolation=cv2.INTER_CUBIC)
+        for _ in range(int(rng.integers(0, 6))):  # objects with edges, as in a photograph
+            centre = (int(rng.uniform(0, fw)), int(rng.uniform(0, fh)))
+            axes = (int(rng.uniform(2, max(3, fw / 3))), int(rng.uniform(2, max(3, fh / 3))))
+            cv2.ellipse(field_, centre, axes, rng.uniform(0, 180), 0, 360, float(rng.normal(0, 2)), -1)
+        field_ = (field_ - field_.min()) / (np.ptp(field_) + 1e-6)
+        field_ = np.clip(field_ * rng.uniform(0.6, 1.3) + rng.uniform(-0.2, 0.3), 0, 1)
+        if rng.random() < 0.5:  # halftone dots on a grid
+            cell = int(rng.integers(3, 7))
+            yy, xx = np.mgrid[0:fh, 0:fw]
+            dist = np.hypot((yy % cell) - cell / 2 + 0.5, (xx % cell) - cell / 2 + 0.5) / (cell * 0.7071)
+            field_ = (dist < np.sqrt(field_)).astype(np.float32)
+        tile = Image.fromarray((field_ * 255).astype(np.uint8))
+        region = (x0, y, x0 + tile.width, y + tile.height)
+        cov.paste(Image.fromarray(np.maximum(np.asarray(cov.crop(region)), np.asarray(tile))), region[:2])
+        if rng.random() < 0.6:
+            draw.rectangle(region, outline=230, width=max(1, size // 14))
+        page.text_boxes.append(region)
+        return y + fh + int(size * rng.uniform(0.8, 1.5))
+    if kind < 0.85:  # a diagram: boxes, circles, arrows, axes with a curve
+        dh = int(size * rng.uniform(3, 8))
+        lw = max(1, int(size / rng.uniform(8, 16)))
+        for _ in range(int(rng.integers(2, 7))):
+            x0 = margin_x + int(rng.uniform(0, 0.8) * width)
+            y0 = y + int(rng.uniform(0, 0.7) * dh)
+            bw, bh = int(rng.uniform(1.5, 5) * size), int(rng.uniform(1, 2.5) * size)
+            shape = rng.random()
+            if shape < 0.35:
+                draw.rectangle([x0, y0, x0 + bw, y0 + bh], outline=235, width=lw,
+                               fill=235 if rng.random() < 0.2 else None)
+            elif shape < 0.6:
+                draw.ellipse([x0, y0, x0 + bh, y0 + bh], outline=235, width=lw)
+            elif shape < 0.8:
+                x1 = x0 + bw
+                draw.line([(x0, y0), (x1, y0)], fill=235, width=lw)
+                draw.polygon([(x1, y0 - lw * 2), (x1 + lw * 4, y0), (x1, y0 + lw * 2)], fill=235)
+            else:
+                draw.line([(x0, y0), (x0, y0 + bh * 2), (x0 + bw * 2, y0 + bh * 2)], fill=235, width=lw)
+                xs = np.linspace(x0, x0 + bw * 2, 24)
+                ys = y0 + bh * 2 - (np.sin(np.linspace(0, rng.uniform(2, 7), 24)) * 0.4 + 0.5) * bh * 1.8
+                draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=235, width=lw)
+        page.text_boxes.append((margin_x, y, right, y + dh))
+        return y + dh + size
+    # a logo or a stamp: a filled mark with lettering, black or coloured
+    s = int(size * rng.uniform(2, 5))
+    x0 = margin_x + int(rng.uniform(0, max(1, width - s)))
+    target = ImageDraw.Draw(colour_cov) if rng.random() < 0.5 else draw
+    if rng.random() < 0.5:
+        target.ellipse([x0, y, x0 + s, y + s], outline=240, width=max(1, s // 14))
+        target.ellipse([x0 + s // 6, y + s // 6, x0 + s - s // 6, y + s - s // 6], outline=240,
+                       width=max(1, s // 24))
+    else:
+        target.rectangle([x0, y, x0 + s, y + s], fill=240)
+    font = load_font(bold, max(6, s // 4))
+    target.text((x0 + s // 5, y + s // 3), _text_line(rng, cjk, 2)[:3], fill=0 if rng.random() < 0.5 else 240,
+                font=font)
+    page.text_boxes.append((x0, y, x0 + s, y + s))
+    return y + s + size
+
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,15 +525,18 @@ def _plan_handwriting(rng: np.random.Generator, page: _Page, fallback: bool = Fa
     weights = np.asarray(_PRIMARY_WEIGHTS)
     primary = str(rng.choice(_PRIMARY_INKS, p=weights / weights.sum()))
     marker = "red" if rng.random() < 0.55 else primary  # teachers grade in red
-    hand_h = t * rng.uniform(0.9, 1.7)
-    pen = float(np.clip(hand_h * rng.uniform(0.05, 0.11), 0.55, None))
+    hand_h = t * rng.uniform(0.9, 2.0)
+    # Ballpoints and fine pens mostly; a quarter of the pages in felt-tip or marker, up to 8 px wide
+    # (the paper estimate's 9-px closing still lifts them).
+    wide = rng.random() < 0.25
+    pen = float(np.clip(hand_h * (rng.uniform(0.11, 0.2) if wide else rng.uniform(0.05, 0.11)), 0.55, 8.0))
     if primary == "pencil":
         pen *= 1.2
     cjk_hand = rng.random() < 0.5
     strokes: list[_Stroke] = []
 
     def add(paths: list[np.ndarray], ink: str, width: float) -> None:
-        strokes.extend(_Stroke(p, width * rng.uniform(0.85, 1.15), ink) for p in paths if len(p) >= 2)
+        strokes.extend(_Stroke(p, min(8.0, width * rng.uniform(0.85, 1.15)), ink) for p in paths if len(p) >= 2)
 
     def write_line(x0: float, y0: float, x1: float, ink: str, hh: float) -> None:
         x = x0
@@ -478,6 +599,13 @@ def _plan_handwriting(rng: np.random.Generator, page: _Page, fallback: bool = Fa
         else:
             score = str(int(rng.integers(0, 101)) if rng.random() < 0.5 else int(rng.integers(1, 20)))
             add(_digit_run(rng, x, y, s, score), marker, pen * 1.4)
+
+    if rng.random() < 0.25:  # a signature: a large fast cursive name with a flourish under it
+        s = t * rng.uniform(1.2, 2.5)
+        x, y = rng.uniform(0, max(1.0, w - 3 * s)), rng.uniform(0, max(1.0, h - s))
+        length = s * rng.uniform(2.5, 6.0)
+        add(_cursive_word(rng, x, y + s * 0.4, s * 0.6, length), primary, pen * 1.1)
+        add(_underline(rng, x - s * 0.3, x + length, y + s * 1.1, s * 0.25), primary, pen)
 
     return strokes
 
@@ -554,7 +682,7 @@ def _scan(rng: np.random.Generator, pages: np.ndarray, text_px: int) -> np.ndarr
     pages += noise[None]
     out = np.clip(pages, 0, 255, out=pages).astype(np.uint8)
     if rng.random() < 0.75:
-        quality = int(rng.integers(70, 96))
+        quality = int(rng.integers(55, 96))
         for i in range(2):
             ok, buf = cv2.imencode(".jpg", out[i][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
             if ok:
@@ -578,12 +706,16 @@ def generate_pair(
     h, w = _size_hw(size)
     fonts = available_fonts() if fonts is None else tuple(fonts)
     rng = np.random.default_rng(seed)
-    text_px = int(np.clip(min(h, w) / 12.0 * rng.uniform(0.8, 1.2), 7, 30))
+    # 100-300 dpi: body text from about 13 to 40 px high at 256-px pages.
+    text_px = int(np.clip(min(h, w) / 12.0 * rng.uniform(0.6, 1.7), 7, 40))
     page = _Page(h, w, text_px)
     paper = _paper(rng, h, w)
-    cov = _draw_printed(rng, page, fonts)
-    print_color = np.full(3, rng.uniform(0.04, 0.25), np.float32) + rng.normal(0, 0.015, 3).astype(np.float32)
+    cov, colour_cov = _draw_printed(rng, page, fonts)
+    print_color = np.full(3, rng.uniform(0.02, 0.25), np.float32) + rng.normal(0, 0.015, 3).astype(np.float32)
     clean = paper * (1.0 - cov[..., None] * (1.0 - np.clip(print_color, 0, 1)))
+    # Coloured print (stamps, logos): red, blue or green, the colours of ink too.
+    stamp = np.asarray([(0.85, 0.15, 0.15), (0.15, 0.25, 0.75), (0.15, 0.55, 0.25)][int(rng.integers(3))], np.float32)
+    clean = clean * (1.0 - colour_cov[..., None] * (1.0 - stamp))
     trans, alpha = _render_ink(rng, _plan_handwriting(rng, page), h, w)
     for _ in range(5):
         # Small crops may miss every blank and mark: write inside the canvas, a pair needs a mask.
@@ -593,8 +725,23 @@ def generate_pair(
         trans *= more_trans
         np.maximum(alpha, more_alpha, out=alpha)
     pages = np.stack([clean * trans, clean]).astype(np.float32)
+    if rng.random() < 0.3:  # a slightly skewed scan: page, its truth and the ink turn together
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-1.5, 1.5), 1.0)
+        for i in range(2):
+            pages[i] = cv2.warpAffine(pages[i], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        alpha = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     image, gt = _scan(rng, pages, text_px)
     mask = np.where(alpha > MASK_ALPHA_THRESHOLD, 255, 0).astype(np.uint8)
+    mode = rng.random()
+    if mode < 0.15:  # a grey-level scan
+        image, gt = (np.repeat(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for a in (image, gt))
+    elif mode < 0.22:  # binarized, as a fax or a photocopier's text mode
+        level = rng.uniform(110, 170)
+        image, gt = (np.repeat(np.where(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY) > level, 255, 0)
+                               .astype(np.uint8)[..., None], 3, axis=2) for a in (image, gt))
+        # Ink that the threshold dropped is no longer handwriting to remove.
+        changed = cv2.dilate((image[..., 0] != gt[..., 0]).astype(np.uint8), np.ones((3, 3), np.uint8))
+        mask = np.where(changed > 0, mask, 0).astype(np.uint8)
     return image, gt, mask
 
 

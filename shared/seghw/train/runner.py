@@ -79,7 +79,7 @@ def build(cfg: TrainConfig, run_dir: Path, device: str, steps_per_epoch: int):
     paddle.seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
-    model = build_model(cfg.base_channels, cfg.depth, cfg.patch_stem)
+    model = build_model(cfg.base_channels, cfg.depth, cfg.patch_stem, cfg.fill, cfg.context)
     if cfg.static_graph:
         # One static program per mode (train/eval) for any batch and page size; the parameters,
         # their gradients and the state dict stay those of the eager layer.
