@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import ssl
+import stat
 import subprocess
 import sys
 import urllib.error
@@ -233,18 +234,24 @@ def _upstream_lines(s: ProxySettings) -> tuple[str, str, str]:
     return resolver, f"        set $visualdl {target};", "$visualdl"
 
 
-def _worker_user() -> tuple[str, int, int] | None:
-    """Started as root (a local stack run by root), nginx's workers drop to nobody; as any other
-    user (uid 10001 in the containers) everything runs as that user and no directive is needed."""
+def _worker_user(directory: Path) -> tuple[str, int | None] | None:
+    """(the ``user`` directive, the group that must read the hash) when started as root.
+
+    As any other user (uid 10001 in the containers) every nginx process runs as that user and no
+    directive is needed. Started as root (a local stack run by root), the workers drop to nobody,
+    who must reach the runtime folder: they read the hash there on every request. Under a private
+    folder (a home such as /root, mode 0700) they cannot, and stay root like the stack's other roles."""
     if os.geteuid() != 0:
         return None
+    if not all(os.stat(parent).st_mode & stat.S_IXOTH for parent in directory.parents):
+        return "user root root;", None
     nobody = pwd.getpwnam("nobody")
-    return f"user nobody {grp.getgrgid(nobody.pw_gid).gr_name};", nobody.pw_uid, nobody.pw_gid
+    return f"user nobody {grp.getgrgid(nobody.pw_gid).gr_name};", nobody.pw_gid
 
 
 def render(s: ProxySettings) -> str:
     resolver, upstream_var, target = _upstream_lines(s)
-    worker = _worker_user()
+    worker = _worker_user(s.directory)
     listen = f"{_bracket(s.host)}:{s.port}" + (" ssl http2" if s.tls else "")
     tls = ""
     if s.tls:
@@ -282,12 +289,12 @@ def _write(path: Path, text: str, mode: int, group: int | None) -> None:
 def prepare(s: ProxySettings) -> Path:
     """Write the runtime folder: nginx.conf, htpasswd (the hash only), the health body; return the
     configuration's path."""
-    worker = _worker_user()
+    (s.directory / "tmp").mkdir(parents=True, exist_ok=True)
+    worker = _worker_user(s.directory)
     # Private to the proxy's user; as root, nginx's workers (group nobody) must read the hash.
-    group = worker[2] if worker else None
-    dir_mode, secret_mode = (0o750, 0o640) if worker else (0o700, 0o600)
+    group = worker[1] if worker else None
+    dir_mode, secret_mode = (0o750, 0o640) if group is not None else (0o700, 0o600)
     for d in (s.directory, s.directory / "tmp"):
-        d.mkdir(parents=True, exist_ok=True)
         if group is not None:
             os.chown(d, -1, group)
         os.chmod(d, dir_mode)
