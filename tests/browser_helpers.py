@@ -16,7 +16,8 @@ SEARCH = "Search tags in RegExp"
 
 
 @contextlib.contextmanager
-def browser_page() -> Iterator:
+def browser_page(**context) -> Iterator:
+    """A page in a fresh browser; ``context`` goes to Playwright's ``new_page`` (e.g. ``http_credentials``)."""
     from playwright.sync_api import sync_playwright
 
     # Not a skip: a missing browser must not pass unnoticed.
@@ -24,7 +25,7 @@ def browser_page() -> Iterator:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
+            yield browser.new_page(viewport={"width": 1280, "height": 900}, **context)
         finally:
             browser.close()
 
@@ -43,27 +44,33 @@ def _screenshot(page, shot: Path) -> None:
     page.screenshot(path=str(shot))
 
 
-def sees_scalar_chart(base_url: str, run_id: str, tag: str, shot: Path) -> list:
+def show_scalar_chart(page, base_url: str, run_id: str, tag: str) -> list:
+    """On ``page``: open the Scalars page, search ``tag``, wait until the chart is drawn; return its points."""
+    page.goto(base_url + "/app/scalar", wait_until="load", timeout=60_000)
+    search = page.get_by_placeholder(SEARCH)
+    search.wait_for(timeout=60_000)
+    with page.expect_response(lambda r: _of_run(r, "/app/api/scalar/list", tag, run_id),
+                              timeout=60_000) as response:
+        search.fill(f"^{tag}$")
+    points = response.value.json()["data"]
+    page.get_by_text("Search Result").wait_for(timeout=30_000)
+    # ECharts draws the chart, its title included, on a canvas: a drawn chart has many colours.
+    page.wait_for_function(
+        """() => { const c = document.querySelectorAll('canvas');
+                   if (c.length !== 1 || c[0].width < 100) return false;
+                   const d = c[0].getContext('2d').getImageData(0, 0, c[0].width, c[0].height).data;
+                   const seen = new Set();
+                   for (let i = 0; i < d.length; i += 16) seen.add((d[i] << 16) | (d[i+1] << 8) | d[i+2]);
+                   return seen.size > 40; }""",
+        timeout=30_000,
+    )
+    return points
+
+
+def sees_scalar_chart(base_url: str, run_id: str, tag: str, shot: Path, **context) -> list:
     """Open the Scalars page, search ``tag``, wait until the chart is drawn; return its points."""
-    with browser_page() as page:
-        page.goto(base_url + "/app/scalar", wait_until="load", timeout=60_000)
-        search = page.get_by_placeholder(SEARCH)
-        search.wait_for(timeout=60_000)
-        with page.expect_response(lambda r: _of_run(r, "/app/api/scalar/list", tag, run_id),
-                                  timeout=60_000) as response:
-            search.fill(f"^{tag}$")
-        points = response.value.json()["data"]
-        page.get_by_text("Search Result").wait_for(timeout=30_000)
-        # ECharts draws the chart, its title included, on a canvas: a drawn chart has many colours.
-        page.wait_for_function(
-            """() => { const c = document.querySelectorAll('canvas');
-                       if (c.length !== 1 || c[0].width < 100) return false;
-                       const d = c[0].getContext('2d').getImageData(0, 0, c[0].width, c[0].height).data;
-                       const seen = new Set();
-                       for (let i = 0; i < d.length; i += 16) seen.add((d[i] << 16) | (d[i+1] << 8) | d[i+2]);
-                       return seen.size > 40; }""",
-            timeout=30_000,
-        )
+    with browser_page(**context) as page:
+        points = show_scalar_chart(page, base_url, run_id, tag)
         page.wait_for_timeout(800)  # let the line animation finish before the screenshot
         _screenshot(page, shot)
         return points
