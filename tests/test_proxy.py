@@ -274,6 +274,13 @@ def test_health_endpoint_and_check(proxies, tmp_path):
     assert len(done.stdout.strip().splitlines()) == 1
     assert orphan.get("/app/scalar", (USER, PASSWORD))[0] == 502
 
+    # An upstream by name (compose's visualdl:8040) is resolved when asked, not at start: the proxy
+    # comes up before the name resolves, and reports VisualDL down until it does.
+    named = proxies(upstream="visualdl.invalid:8040", VISUALDL_PASSWORD=PASSWORD)
+    assert "resolver " in (named.dir / "nginx.conf").read_text()
+    assert named.get("/proxy/health")[:3:2] == (503, b"down\n")
+    assert named.check().returncode == 1
+
     # No proxy at all.
     orphan.stop()
     done = orphan.check()
