@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import math
 import os
 import shutil
 import statistics
@@ -166,6 +167,28 @@ def _visit(context, url: str, network: dict | None = None) -> dict[str, float]:
     return seen
 
 
+def _visits(browser, headers: dict, url: str, network: dict | None, kinds: tuple[str, ...],
+            attempts: int = 3) -> tuple[dict[str, dict], int]:
+    """A cold visit in a new browser context, then the warm one in it: (visits by kind, failures).
+
+    Chromium drops every request in flight when the host's network changes (a Docker bridge coming
+    up on this shared machine: net::ERR_NETWORK_CHANGED), and the page then stays blank. Such an
+    attempt is left out, counted and tried again in a new context."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    failures = 0
+    for _ in range(attempts):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, extra_http_headers=headers)
+        try:
+            return {kind: _visit(context, url, network) for kind in kinds}, failures
+        except PlaywrightError as exc:
+            failures += 1
+            print(f"bench_proxy: a visit to {url} failed, tried again: {str(exc).splitlines()[0]}", file=sys.stderr)
+        finally:
+            context.close()
+    return {}, failures
+
+
 def measure(tmp_dir: Path, rounds: int = ROUNDS) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -177,6 +200,7 @@ def measure(tmp_dir: Path, rounds: int = ROUNDS) -> dict[str, Any]:
     make_run(log_root)
     servers = Servers(tmp_dir, log_root)
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
     visits: dict[str, dict[str, dict[str, list[float]]]] = {n: {w: {} for w in WAYS} for n in NETWORKS}
     try:
         with sync_playwright() as p:
@@ -184,21 +208,20 @@ def measure(tmp_dir: Path, rounds: int = ROUNDS) -> dict[str, Any]:
             try:
                 # One visit each first, not counted: VisualDL reads the run and fills its caches.
                 for url in (servers.direct, servers.proxied):
-                    context = browser.new_context(extra_http_headers={"Authorization": f"Basic {token}"})
-                    _visit(context, url)
-                    context.close()
+                    _visits(browser, headers, url, None, ("cold",))
                 for r in range(rounds):
                     for name, network in NETWORKS.items():
                         for way in WAYS if r % 2 == 0 else WAYS[::-1]:
                             if way == "proxy, fresh":
                                 servers.restart_proxy()
                             url = servers.direct if way == "direct" else servers.proxied
-                            context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                                          extra_http_headers={"Authorization": f"Basic {token}"})
-                            for visit in ("cold",) if way == "proxy, fresh" else ("cold", "warm"):
-                                for key, value in _visit(context, url, network).items():
-                                    visits[name][way].setdefault(f"{visit}_{key}", []).append(value)
-                            context.close()
+                            kinds = ("cold",) if way == "proxy, fresh" else ("cold", "warm")
+                            got, failed = _visits(browser, headers, url, network, kinds)
+                            seen = visits[name][way]
+                            seen["failed"] = seen.get("failed", 0) + failed
+                            for kind in kinds:
+                                for key in ("seconds", "bytes", "requests"):
+                                    seen.setdefault(f"{kind}_{key}", []).append(got.get(kind, {}).get(key, math.nan))
             finally:
                 browser.close()
     finally:
@@ -208,7 +231,9 @@ def measure(tmp_dir: Path, rounds: int = ROUNDS) -> dict[str, Any]:
 
 
 def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+    """The median of what was measured (a failed visit is NaN)."""
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else math.nan
 
 
 def render(result: dict[str, Any]) -> list[str]:
@@ -248,6 +273,10 @@ def render(result: dict[str, Any]) -> list[str]:
             f"- {name}: proxy / direct, time {_ratio(time_ratio['cold'])} cold and {_ratio(time_ratio['warm'])} warm "
             f"({_ratio(fresh)} for the first visit after the proxy started); bytes × {byte_ratio['cold']:.2f} cold "
             f"and × {byte_ratio['warm']:.2f} warm. " + _say(time_ratio))
+    failed = sum(w.get("failed", 0) for ways in result["visits"].values() for w in ways.values())
+    if failed:
+        verdicts.append(f"- {failed} visits failed (the chart not drawn within a minute, e.g. Chromium dropping its "
+                        "requests when a Docker bridge came up on this shared machine) and were made again.")
     return lines + ["", *verdicts, "",
                     "The bytes come from gzip (VisualDL compresses nothing) and from a week of browser cache for "
                     "VisualDL's UI files, which VisualDL serves with no cache header, so that without the proxy "
@@ -256,7 +285,8 @@ def render(result: dict[str, Any]) -> list[str]:
 
 def _paired(ways: dict, key: str, way: str = "proxy") -> list[float]:
     """Each round's ``way`` / direct, sorted."""
-    return sorted(a / b for a, b in zip(ways[way].get(key, []), ways["direct"].get(key, []), strict=False))
+    pairs = zip(ways[way].get(key, []), ways["direct"].get(key, []), strict=False)
+    return sorted(a / b for a, b in pairs if not (math.isnan(a) or math.isnan(b)))
 
 
 def _ratio(ratios: list[float]) -> str:

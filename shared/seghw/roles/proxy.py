@@ -253,6 +253,8 @@ def render(s: ProxySettings) -> str:
     resolver, upstream_var, target = _upstream_lines(s)
     worker = _worker_user(s.directory)
     listen = f"{_bracket(s.host)}:{s.port}" + (" ssl http2" if s.tls else "")
+    if s.host == "::":  # every address, IPv4 too, as 0.0.0.0 would be
+        listen += " ipv6only=off"
     tls = ""
     if s.tls:
         tls = (f"        ssl_certificate {s.tls_cert};\n"

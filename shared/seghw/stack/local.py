@@ -286,6 +286,8 @@ def _proxy_env(directory: Path, host: str, port: int) -> dict[str, str]:
     }
     checked = proxy.settings_from_env({**env, **{k: os.environ.get(k, "") for k in PASSWORD_SETTINGS}})
     proxy.nginx_binary()
+    if checked.tls:  # absolute: the role must find them from any folder
+        env.update(PROXY_TLS_CERT=str(checked.tls_cert), PROXY_TLS_KEY=str(checked.tls_key))
     env["VISUALDL_PASSWORD_HASH"] = checked.password_hash or ""
     env["SEGHW_PROXY_URL"] = checked.url
     return env
