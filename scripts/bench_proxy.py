@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# The tests' helpers drive Debian's chromium and build the trainer's logger: the same code here.
+# Chromium and the trainer's logger are driven by the same code as in the tests (tests/*.py).
 sys.path.insert(0, str(ROOT / "tests"))
 
 ROUNDS = 7
