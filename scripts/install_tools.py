@@ -57,6 +57,9 @@ class Need:
 
 NEEDS = (
     Need("chromium (browser tests)", lambda: shutil.which("chromium") is not None, ("chromium",)),
+    # /usr/sbin is not on a normal user's PATH on Debian.
+    Need("nginx (the password proxy in front of VisualDL)",
+         lambda: shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin") is not None, ("nginx",)),
     Need("Noto CJK fonts (synthetic exam sheets)", _has_cjk_font, ("fontconfig", "fonts-noto-cjk")),
     Need("docker-compose 1.29 (compose file checks)", lambda: shutil.which("docker-compose") is not None,
          ("docker-compose",)),

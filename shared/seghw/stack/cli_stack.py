@@ -89,6 +89,25 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
 
         serve_visualdl(default_root(log_root).absolute())
 
+    @serve.command("proxy")
+    def serve_proxy(
+        check: bool = typer.Option(False, "--check", help="Health check: exit 0 if the proxy answers and "
+                                   "VisualDL answers behind it, else 1."),
+    ) -> None:
+        """nginx in front of VisualDL on $PROXY_HOST:$PROXY_PORT: password (VISUALDL_PASSWORD), gzip, TLS."""
+        from seghw.roles import proxy
+        from seghw.stack.settings import StackError
+
+        if check:
+            try:
+                ok, message = proxy.check(proxy.settings_from_env())
+            except StackError as exc:  # Docker reads exit 2 as "reserved": unhealthy is 1
+                ok, message = False, str(exc)
+            print(message)
+            _exit(0 if ok else 1)
+            return
+        proxy.serve(proxy.settings_from_env())
+
     # ------------------------------------------------------------------ queue
 
     @app.command("submit", context_settings=EXTRA_ARGS)
@@ -129,7 +148,12 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
             print(f"the local stack is already up: VisualDL {state.visualdl_url}; logs {state.log_file}; "
                   "make down stops it")
             return
-        print(f"local stack up: VisualDL {state.visualdl_url} (runs in {state.log_root})")
+        proxy = state.data.get("proxy")
+        guard = f", password required (user {proxy['user']})" if proxy else ""
+        print(f"local stack up: VisualDL {state.visualdl_url}{guard} (runs in {state.log_root})")
+        if not proxy:
+            print("  this machine only; to open it to the network safely: "
+                  "VISUALDL_PASSWORD=<a password> VISUALDL_HOST=0.0.0.0 make up")
         print(f"  logs: {state.log_file}   (make logs)")
         print("  next: make train ARGS=\"--preset cpu-demo --synthetic 64\"   then make status")
 

@@ -5,6 +5,10 @@
 until Redis answers, the trainer's worker is registered and VisualDL's ``/alive`` gives 204, and
 records what it started in ``state.json``. ``down`` stops the trainer first (so the running
 training checkpoints), then the rest, then kills whatever of the recorded processes is left.
+
+With ``VISUALDL_PASSWORD`` set, a fifth role, the password proxy (``seghw serve proxy``), takes
+``VISUALDL_HOST:VISUALDL_PORT`` and VisualDL moves to a free port on 127.0.0.1 behind it. Without
+a password VisualDL must stay on a loopback address: nothing is open to the network unprotected.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from typing import Any
 from seghw.stack.settings import (
     DEFAULT_REDIS_PORT,
     DEFAULT_VISUALDL_PORT,
+    DEFAULT_VISUALDL_USER,
     QUEUE,
     StackError,
     State,
     browse_host,
     env_port,
+    is_loopback,
     read_state,
     remove_state,
     stack_dir,
@@ -41,7 +47,11 @@ from seghw.stack.settings import (
     write_state,
 )
 
-ROLES = ("redis", "trainer", "visualdl", "monitor")
+ROLES = ("redis", "trainer", "visualdl", "proxy", "monitor")
+# Read by up and handed on hashed only: no role, file or command line gets the password itself.
+PASSWORD_SETTINGS = ("VISUALDL_PASSWORD", "VISUALDL_PASSWORD_HASH")
+# What the proxy role takes from the environment of make up as it is.
+PROXY_SETTINGS = ("VISUALDL_USER", "PROXY_TLS_CERT", "PROXY_TLS_KEY", "PROXY_MAX_BODY")
 DEFAULT_START_TIMEOUT = 120.0  # VisualDL parses every record before it opens its port
 DEFAULT_STOP_GRACE = 120.0  # as compose's stop_grace_period: time for the trainer to checkpoint
 LOG_FILE = "stack.log"
@@ -105,11 +115,13 @@ def _role_of(p) -> str | None:
     text = " ".join(cmd)
     if cmd and "redis-server" in Path(cmd[0]).name:
         return "redis"
-    for role in ("trainer", "visualdl", "monitor"):
+    for role in ("trainer", "visualdl", "proxy", "monitor"):
         if f"serve {role}" in text:
             return role
     if cmd and Path(cmd[0]).name == "visualdl" or "visualdl --logdir" in text:
         return "visualdl"
+    if text.startswith("nginx: master process"):  # the proxy role once it has become nginx
+        return "proxy"
     return None
 
 
@@ -216,7 +228,7 @@ def _redis_conf(port: int, data_dir: Path, password: str) -> str:
     )
 
 
-def _procfile(directory: Path, managed_redis: bool, redis_bin: str) -> str:
+def _procfile(directory: Path, managed_redis: bool, redis_bin: str, proxy: bool = False) -> str:
     py = shlex.quote(sys.executable)
     wait = f"{py} -m seghw.stack.waitfor"
     lines = []
@@ -227,6 +239,8 @@ def _procfile(directory: Path, managed_redis: bool, redis_bin: str) -> str:
         f"visualdl: exec {py} -m seghw.cli serve visualdl",
         f"monitor: {wait} && exec {py} -m seghw.cli serve monitor",
     ]
+    if proxy:
+        lines.append(f"proxy: exec {py} -m seghw.cli serve proxy")
     return "\n".join(lines) + "\n"
 
 
@@ -243,6 +257,40 @@ def _visualdl_alive(url: str) -> bool:
             return resp.status == 204
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def _proxy_up(url: str) -> bool:
+    from seghw.roles.proxy import health
+
+    return health(url, timeout=2)[0] == "up"
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _proxy_env(directory: Path, host: str, port: int) -> dict[str, str]:
+    """The proxy role's settings: it takes VisualDL's published address, VisualDL a free loopback
+    port behind it. The password goes on as a hash. Bad settings stop ``up`` here, before anything
+    starts, with the role's own one-line message."""
+    from seghw.roles import proxy
+
+    env = {
+        "PROXY_HOST": host,
+        "PROXY_PORT": str(port),
+        "VISUALDL_UPSTREAM": f"127.0.0.1:{_free_loopback_port()}",
+        "SEGHW_PROXY_DIR": str(directory / "proxy"),
+        **{k: os.environ[k] for k in PROXY_SETTINGS if os.environ.get(k)},
+    }
+    checked = proxy.settings_from_env({**env, **{k: os.environ.get(k, "") for k in PASSWORD_SETTINGS}})
+    proxy.nginx_binary()
+    if checked.tls:  # absolute: the role must find them from any folder
+        env.update(PROXY_TLS_CERT=str(checked.tls_cert), PROXY_TLS_KEY=str(checked.tls_key))
+    env["VISUALDL_PASSWORD_HASH"] = checked.password_hash or ""
+    env["SEGHW_PROXY_URL"] = checked.url
+    return env
 
 
 def _trainer_registered(conn) -> bool:
@@ -286,6 +334,8 @@ def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, l
     log = Path(state["log_file"])
     deadline = time.monotonic() + timeout
     pending = {"Redis": True, "the trainer worker": True, "VisualDL": True}
+    if state.get("proxy"):
+        pending["the proxy"] = True
     conn = None
     while True:
         if proc.poll() is not None:
@@ -307,6 +357,9 @@ def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, l
                 pass
         if pending["VisualDL"]:
             pending["VisualDL"] = not _visualdl_alive(state["visualdl_probe"])
+        if pending.get("the proxy") and not pending["VisualDL"]:
+            # Asked once VisualDL answers: each "down" is a line in the proxy's error log.
+            pending["the proxy"] = not _proxy_up(state["proxy"]["url"])
         if not any(pending.values()):
             return
         if time.monotonic() > deadline:
@@ -353,9 +406,17 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
     vport = env_port("VISUALDL_PORT", DEFAULT_VISUALDL_PORT)
     if not external and redis_port == vport:
         raise StackError(f"REDIS_PORT and VISUALDL_PORT are both {vport}: give them different ports")
+    protected = any(os.environ.get(k) for k in PASSWORD_SETTINGS)
+    if not protected and not is_loopback(vhost):
+        raise StackError(
+            f"VISUALDL_HOST={vhost} without VISUALDL_PASSWORD would show the training pages to anyone who "
+            f"reaches port {vport}: set VISUALDL_PASSWORD as well (VisualDL then sits behind a password "
+            "proxy), or leave VISUALDL_HOST unset for this machine only"
+        )
     if not external:
         ensure_free("127.0.0.1", redis_port, "REDIS_PORT")
     ensure_free(vhost, vport, "VISUALDL_PORT", "VISUALDL_HOST")
+    proxy_env = _proxy_env(directory, vhost, vport) if protected else {}
 
     root = default_log_root().absolute()
     root.mkdir(parents=True, exist_ok=True)
@@ -367,19 +428,26 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
         (directory / "redis").mkdir(exist_ok=True)
         _write_private(directory / "redis.conf", _redis_conf(redis_port, directory / "redis", password))
         url = f"redis://:{password}@127.0.0.1:{redis_port}/0"
-    visualdl_url = f"http://{browse_host(vhost)}:{vport}"
+    if protected:
+        internal = proxy_env["VISUALDL_UPSTREAM"].rsplit(":", 1)[1]
+        visualdl_url = proxy_env.pop("SEGHW_PROXY_URL")
+        visualdl_host_port = {"VISUALDL_HOST": "127.0.0.1", "VISUALDL_PORT": internal}
+        probe = f"http://127.0.0.1:{internal}"
+    else:
+        visualdl_url = probe = f"http://{browse_host(vhost)}:{vport}"
+        visualdl_host_port = {"VISUALDL_HOST": vhost, "VISUALDL_PORT": str(vport)}
     env = {
         "REDIS_URL": url,
         "SEGHW_LOG_ROOT": str(root),
         "SEGHW_STACK_DIR": str(directory),
         "SEGHW_VISUALDL_URL": visualdl_url,
-        "VISUALDL_HOST": vhost,
-        "VISUALDL_PORT": str(vport),
+        **visualdl_host_port,
+        **proxy_env,
         "PYTHONUNBUFFERED": "1",
     }
     procfile = directory / "Procfile"
     envfile = directory / "stack.env"
-    procfile.write_text(_procfile(directory, not external, redis_bin), encoding="utf-8")
+    procfile.write_text(_procfile(directory, not external, redis_bin, proxy=protected), encoding="utf-8")
     _write_private(envfile, _env_file(env))
 
     log = directory / LOG_FILE
@@ -390,7 +458,7 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
             [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-e", str(envfile),
              "-d", os.getcwd(), "--no-colour"],
             stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-            start_new_session=True, env={**os.environ, **env},
+            start_new_session=True, env={**_without_password(os.environ), **env},
         )
     sup = _process(proc.pid, None)
     data: dict[str, Any] = {
@@ -405,7 +473,9 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
         "visualdl_host": vhost,
         "visualdl_port": vport,
         "visualdl_url": visualdl_url,
-        "visualdl_probe": f"http://{browse_host(vhost)}:{vport}",
+        "visualdl_probe": probe,
+        "proxy": {"url": visualdl_url, "user": os.environ.get("VISUALDL_USER") or DEFAULT_VISUALDL_USER,
+                  "upstream": proxy_env["VISUALDL_UPSTREAM"]} if protected else None,
         "log_root": str(root),
         "log_file": str(log),
         "procfile": str(procfile),
@@ -423,6 +493,10 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
                          for p in _tree(sup)]
     write_state(data, directory)
     return state, True
+
+
+def _without_password(environ) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k not in PASSWORD_SETTINGS}
 
 
 def _kill(procs: list) -> None:
@@ -505,10 +579,19 @@ def describe(state: State | None) -> str:
     if sup is None:
         return f"local stack: down (its supervisor {state.data.get('pid')} is gone; make down cleans up)"
     found = roles(state)
-    wanted = ROLES if state.data.get("redis_managed", True) else ROLES[1:]
+    proxy = state.data.get("proxy")
+    wanted = [r for r in ROLES if (r != "redis" or state.data.get("redis_managed", True))
+              and (r != "proxy" or proxy)]
     parts = [f"{r} {found[r].pid}" if r in found else f"{r} DOWN" for r in wanted]
-    return (f"local stack: up ({', '.join(parts)}); VisualDL {state.visualdl_url}; "
-            f"logs {state.log_file}")
+    where = f"VisualDL {state.visualdl_url}"
+    if proxy:
+        from seghw.roles.proxy import health
+
+        answer, detail = health(proxy["url"], timeout=3)
+        behind = {"up": "VisualDL answers behind it",
+                  "down": "VisualDL does NOT answer behind it"}.get(answer, f"the proxy does not answer ({detail})")
+        where += f" through the password proxy (user {proxy['user']}): {behind}"
+    return f"local stack: up ({', '.join(parts)}); {where}; logs {state.log_file}"
 
 
 def follow_logs(lines: int = 50, follow: bool = True) -> None:

@@ -18,6 +18,12 @@ DEFAULT_REDIS_PORT = 6379
 DEFAULT_VISUALDL_PORT = 8040
 DEFAULT_VISUALDL_HOST = "127.0.0.1"
 STATE_FILE = "state.json"
+# The proxy in front of VisualDL (seghw serve proxy): see docs/stack.md.
+DEFAULT_VISUALDL_USER = "visualdl"
+DEFAULT_VISUALDL_UPSTREAM = "127.0.0.1:18040"
+DEFAULT_PROXY_HOST = "127.0.0.1"
+DEFAULT_PROXY_MAX_BODY = "8m"
+PROXY_DIR = "proxy"  # under the stack folder, unless SEGHW_PROXY_DIR says otherwise
 # The trainer's rq worker: idle workers heartbeat every worker_ttl - 15 s, so a short TTL lets a
 # dead worker disappear from the registry within a minute.
 WORKER_TTL = 60
@@ -54,6 +60,24 @@ def stack_dir() -> Path:
 
 def visualdl_host() -> str:
     return os.environ.get("VISUALDL_HOST") or DEFAULT_VISUALDL_HOST
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to ``host`` is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def proxy_dir() -> Path:
+    """The proxy's private runtime folder: ``SEGHW_PROXY_DIR``, else ``<stack dir>/proxy``."""
+    explicit = os.environ.get("SEGHW_PROXY_DIR")
+    return Path(explicit).absolute() if explicit else stack_dir() / PROXY_DIR
 
 
 def browse_host(host: str) -> str:

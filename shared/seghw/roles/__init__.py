@@ -1,0 +1,1 @@
+"""Roles of the stack that wrap a server of their own (``seghw serve proxy``)."""
