@@ -33,6 +33,7 @@ HEADINGS = [
     "## Where the time goes",
     "## 7. Model quality",
     "## 8. Compose stack start-up",
+    "## 9. VisualDL through the password proxy",
     "## Biggest time sinks",
 ]
 # (figure, goal, verdict) of every summary row, for the results below.
@@ -60,6 +61,7 @@ SUMMARY = [
     ("same, PSNR gain over the classical baseline", "≥ 6 dB", "**not met**"),
     ("compose: `docker compose up -d` → all four services healthy", "(none)", ""),
     ("compose: `make train` → first point in VisualDL", "(none)", ""),
+    ("VisualDL through the proxy ÷ direct, time to the first chart (remote link; cold, warm)", "(none)", ""),
 ]
 TABLE_HEADERS = [
     "| figure | result | goal | |",
@@ -110,6 +112,14 @@ def quality_rows(print_kept: float = 0.95) -> list[dict]:
             for m, p in METHODS]
 
 
+def proxy_visits(way: str) -> dict[str, list[float]]:
+    seconds, size = (5.0, 2_500_000) if way == "direct" else (3.0, 800_000)
+    visits = {"cold_seconds": [seconds, seconds], "cold_bytes": [size, size], "cold_requests": [199, 199]}
+    if way != "proxy, fresh":
+        visits.update(warm_seconds=[seconds, seconds], warm_bytes=[size, size], warm_requests=[9, 9])
+    return visits
+
+
 def results() -> dict[str, dict]:
     threads = {
         "cores": 2, "default": DEFAULT, "procs": PROCS, "procs_flag": "--nproc 2",
@@ -155,6 +165,9 @@ def results() -> dict[str, dict]:
         "compose": {"build_s": 5.0, "up_healthy_s": 33.0, "submit_s": 2.0, "first_point_s": 22.0,
                     "first_epoch_s": 30.0, "engine": "a private dockerd", "bases": "stand-in",
                     "train": "--preset cpu-demo --synthetic 64 --epochs 3"},
+        "proxy": {"rounds": 2, "epochs": 50, "cpus": 2, "load": 1.5,
+                  "visits": {network: {way: proxy_visits(way) for way in ("direct", "proxy", "proxy, fresh")}
+                             for network in ("loopback", "remote")}},
     }
 
 
@@ -245,6 +258,7 @@ def test_reproduce_commands_repeat_each_sections_options(tmp_path):
         "--quality-epoch-steps 4 --quality-preset cpu-demo --quality-rate 55.0 --quality-curve-every 1 "
         "--realset build/realset",
         ".venv/bin/python -m scripts.bench --only compose --compose-epochs 1",
+        ".venv/bin/python -m scripts.bench --only proxy --proxy-rounds 2",
     ]
 
 

@@ -1,4 +1,4 @@
-"""Benchmark section: VisualDL directly vs through the password proxy (``seghw serve proxy``).
+"""Proxy: VisualDL directly vs through the password proxy (``seghw serve proxy``).
 
 The guide says a reverse proxy improves access performance. This measures it: one run of 50
 epochs written by the trainer's own VisualDL logger, one VisualDL, one proxy in front of it, and
@@ -19,13 +19,10 @@ on a cloud GPU host seen from an office), the case the guide's advice is meant f
 The browser sends the same ``Authorization`` header on every way in (VisualDL ignores it), as a
 browser does once the password has been typed, so the client side does the same work.
 
-``measure(tmp_dir) -> dict`` and ``render(result) -> list[str]`` (markdown); run alone it prints
-its markdown: ``.venv/bin/python scripts/bench_proxy.py [--rounds N]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import math
 import os
@@ -33,17 +30,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from ..core import ROOT, Bench, Option, Row, free_port
+
 # Chromium and the trainer's logger are driven by the same code as in the tests (tests/*.py).
 sys.path.insert(0, str(ROOT / "tests"))
 
-ROUNDS = 7
+NAME = "proxy"
+OPTIONS = (Option("proxy_rounds", int, 7, 2, "alternating rounds of the proxy's page loads"),)
 EPOCHS = 50
 RUN = "logs_12011200"
 USER, PASSWORD = "visualdl", "bench-password"
@@ -58,14 +56,6 @@ NETWORKS = {
 def _seghw() -> str:
     beside = Path(sys.executable).with_name("seghw")
     return str(beside) if beside.exists() else (shutil.which("seghw") or "seghw")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, want: int, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
@@ -110,7 +100,7 @@ class Servers:
 
     def __init__(self, tmp: Path, log_root: Path):
         self.tmp, self.seghw = tmp, _seghw()
-        self.vdl_port, self.proxy_port = _free_port(), _free_port()
+        self.vdl_port, self.proxy_port = free_port(), free_port()
         self.direct = f"http://127.0.0.1:{self.vdl_port}"
         self.proxied = f"http://127.0.0.1:{self.proxy_port}"
         self.proxy_dir = tmp / "proxy"
@@ -183,18 +173,18 @@ def _visits(browser, headers: dict, url: str, network: dict | None, kinds: tuple
             return {kind: _visit(context, url, network) for kind in kinds}, failures
         except PlaywrightError as exc:
             failures += 1
-            print(f"bench_proxy: a visit to {url} failed, tried again: {str(exc).splitlines()[0]}", file=sys.stderr)
+            print(f"bench proxy: a visit to {url} failed, tried again: {str(exc).splitlines()[0]}", file=sys.stderr)
         finally:
             context.close()
     return {}, failures
 
 
-def measure(tmp_dir: Path, rounds: int = ROUNDS) -> dict[str, Any]:
+def measure(b: Bench) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     from browser_helpers import CHROMIUM, CHROMIUM_ARGS
 
-    tmp_dir = Path(tmp_dir)
+    tmp_dir, rounds = b.tmp / "proxy", b.args.proxy_rounds
     log_root = tmp_dir / "models"
     log_root.mkdir(parents=True, exist_ok=True)
     make_run(log_root)
@@ -236,9 +226,16 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
-def render(result: dict[str, Any]) -> list[str]:
+def summary(b: Bench, result: dict[str, Any]) -> list[Row]:
+    ways = result["visits"]["remote"]
+    return [Row("VisualDL through the proxy ÷ direct, time to the first chart (remote link; cold, warm)",
+                f"{_ratio(_paired(ways, 'cold_seconds'))}; {_ratio(_paired(ways, 'warm_seconds'))}")]
+
+
+def render(b: Bench, result: dict[str, Any]) -> list[str]:
     lines = [
-        "## VisualDL through the password proxy",
+        "",
+        "## 9. VisualDL through the password proxy",
         "",
         f"One run of {result['epochs']} epochs (every scalar and histogram the trainer writes); the Scalars page "
         "in headless Chromium until the Loss/Train chart is drawn. Medians of "
@@ -250,7 +247,7 @@ def render(result: dict[str, Any]) -> list[str]:
         "",
         "| network | way in | cold: to chart | cold: bytes | cold: requests | warm: to chart | warm: bytes "
         "| warm: requests |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
     for name, ways in result["visits"].items():
@@ -280,7 +277,7 @@ def render(result: dict[str, Any]) -> list[str]:
     return lines + ["", *verdicts, "",
                     "The bytes come from gzip (VisualDL compresses nothing) and from a week of browser cache for "
                     "VisualDL's UI files, which VisualDL serves with no cache header, so that without the proxy "
-                    "every visit fetches all of them again."]
+                    "every visit fetches all of them again.", "", f"Reproduce: `{b.command(NAME)}`."]
 
 
 def _paired(ways: dict, key: str, way: str = "proxy") -> list[float]:
@@ -312,17 +309,3 @@ def _say(time_ratio: dict[str, list[float]]) -> str:
     head = ("Mixed" if {-1, 1} <= seen else "The proxy helps" if -1 in seen
             else "The proxy does not help" if 1 in seen else "No clear difference")
     return f"**{head}**: " + "; ".join(f"{visit} visits {words[t]}" for visit, t in trend.items()) + "."
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help="alternating rounds")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="seghw-bench-proxy-") as tmp:
-        result = measure(Path(tmp), rounds=args.rounds)
-    print("\n".join(render(result)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
