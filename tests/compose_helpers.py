@@ -24,7 +24,7 @@ ENGINE_DATA = REPO / "build" / "dockerd" / "data"
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # Health checks every few seconds instead of 30: the same checks, found healthy sooner.
 FAST_CHECKS = "tests/compose.fast-checks.yml"
-SERVICES = ("redis", "trainer", "visualdl", "monitor")
+SERVICES = ("redis", "trainer", "visualdl", "proxy", "monitor")
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: float = 600, check: bool = True,

@@ -61,8 +61,8 @@ def _pinned(image: str) -> bool:
 # ------------------------------------------------------------------ the contract
 
 
-def test_four_services_and_named_volumes(compose, services):
-    assert set(services) == {"redis", "trainer", "visualdl", "monitor"}
+def test_five_services_and_named_volumes(compose, services):
+    assert set(services) == {"redis", "trainer", "visualdl", "proxy", "monitor"}
     assert set(compose["volumes"]) == {"models", "redis-data"}
 
 
@@ -98,9 +98,9 @@ def test_trainer_gpu_models_volume_grace_and_health(services):
     assert _default(trainer["container_name"]) == "seghandwriting-app"
 
 
-def test_visualdl_public_port_read_only_logs_health_and_no_telemetry(services):
+def test_visualdl_unpublished_read_only_logs_health_and_no_telemetry(services):
     vdl = services["visualdl"]
-    assert vdl["ports"] == ["${VISUALDL_PORT:-8040}:8040"]
+    assert "ports" not in vdl, "VisualDL has no password: only the proxy publishes it"
     models = _volume(vdl, "/app/models")
     assert models["source"] == "models" and models["read_only"] is True
     # The command line is the role's (one place): seghw serve visualdl with the container's settings.
@@ -127,6 +127,24 @@ def _visualdl_command(environment: dict[str, str]) -> list[str]:
     return json.loads(done.stdout)
 
 
+def test_the_proxy_holds_the_published_port_loopback_unless_told(services):
+    proxy = services["proxy"]
+    assert proxy["ports"] == ["${VISUALDL_HOST:-127.0.0.1}:${VISUALDL_PORT:-8040}:8040"]
+    env = proxy["environment"]
+    # The role refuses a port open to the network without a password: it is told where the host binds.
+    assert env["PROXY_PUBLISHED_HOST"] == "${VISUALDL_HOST:-127.0.0.1}"
+    assert (env["PROXY_HOST"], env["PROXY_PORT"], env["VISUALDL_UPSTREAM"]) == ("0.0.0.0", "8040", "visualdl:8040")
+    assert {"VISUALDL_USER", "VISUALDL_PASSWORD", "VISUALDL_PASSWORD_HASH", "PROXY_MAX_BODY"} <= set(env)
+    assert proxy["command"] == ["seghw", "serve", "proxy"]
+    assert proxy["healthcheck"]["test"] == ["CMD", "seghw", "serve", "proxy", "--check"]
+    assert _seconds(proxy["healthcheck"]["start_period"]) >= 60  # VisualDL's own first start
+    assert "volumes" not in proxy  # it reads no run: VisualDL serves them
+    tls = load("compose.tls.yml")
+    assert tls["services"]["proxy"]["environment"] == {"PROXY_TLS_CERT": "/run/secrets/proxy_tls_cert",
+                                                        "PROXY_TLS_KEY": "/run/secrets/proxy_tls_key"}
+    assert set(tls["secrets"]) == {"proxy_tls_cert", "proxy_tls_key"}
+
+
 def test_monitor_reads_models_read_only_and_talks_to_redis(services):
     mon = services["monitor"]
     models = _volume(mon, "/app/models")
@@ -147,7 +165,7 @@ def test_nothing_docker_compose_129_rejects():
     for f in lint.compose_files(REPO):
         data = load(f.name)
         assert "name" not in data, f"{f.name}: top-level name"
-        for svc_name, svc in data["services"].items():
+        for svc_name, svc in (data.get("services") or {}).items():
             assert "gpus" not in svc, f"{f.name}: {svc_name}.gpus"
             assert "start_interval" not in svc.get("healthcheck", {}), f"{f.name}: {svc_name}"
 
@@ -166,7 +184,7 @@ def test_cpu_variant_drops_only_the_gpu(services):
         trainer.pop(key)
     assert trainer == gpu
     assert cpu["monitor"] == services["monitor"]
-    for name in ("redis", "visualdl"):
+    for name in ("redis", "visualdl", "proxy"):
         assert cpu[name] == {"extends": {"file": "docker-compose.yml", "service": name}}
 
 
@@ -175,15 +193,15 @@ def test_base_images_are_settings_with_the_official_defaults(services):
     assert services["trainer"]["build"]["args"]["PADDLE_IMAGE"] == \
         "${PADDLE_IMAGE:-paddlepaddle/paddle:3.3.0-gpu-cuda12.6-cudnn9.5}"
     assert cpu["trainer"]["build"]["args"]["PADDLE_IMAGE"] == "${PYTHON_IMAGE:-python:3.11-slim-bookworm}"
-    for name in ("visualdl", "monitor"):
+    for name in ("visualdl", "monitor", "proxy"):
         assert services[name]["build"]["args"] == {"PYTHON_IMAGE": "${PYTHON_IMAGE:-python:3.11-slim-bookworm}"}
     assert cpu["monitor"]["build"]["args"] == services["monitor"]["build"]["args"]
     assert services["redis"]["image"] == "${REDIS_IMAGE:-redis:7.4-alpine}"
-    for role in ("visualdl", "monitor"):
+    for role in ("visualdl", "monitor", "proxy"):
         text = _dockerfile(role)
         assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text and "FROM ${PYTHON_IMAGE}" in text
     # BuildKit would fetch a `# syntax=` frontend image from a registry: the built-in one must do.
-    for role in ("trainer", "visualdl", "monitor"):
+    for role in ("trainer", "visualdl", "monitor", "proxy"):
         assert "# syntax=" not in _dockerfile(role), role
 
 
@@ -191,7 +209,7 @@ def test_the_build_ca_is_a_secret_of_the_install_steps_only():
     override = load("compose.build-ca.yml")
     assert override["secrets"] == {"build_ca": {"file": "${BUILD_CA_BUNDLE:?set BUILD_CA_BUNDLE to the CA bundle "
                                                          "the builds must trust}"}}
-    for name in ("trainer", "visualdl", "monitor"):
+    for name in ("trainer", "visualdl", "monitor", "proxy"):
         assert override["services"][name] == {"build": {"secrets": ["build_ca"]}}
         text = _dockerfile(name)
         pip_steps = [step for step in re.split(r"(?m)^(?=[A-Z]+ )", text) if "pip install" in step]
@@ -231,7 +249,7 @@ def _dockerfile(role: str) -> str:
 
 
 def test_dockerfiles_pin_their_bases_and_run_as_a_user():
-    for role in ("trainer", "visualdl", "monitor"):
+    for role in ("trainer", "visualdl", "monitor", "proxy"):
         text = _dockerfile(role)
         args = dict(re.findall(r"(?m)^ARG (\w+)=(\S+)", text))
         for base in re.findall(r"(?m)^FROM (\S+)", text):
@@ -257,7 +275,7 @@ def test_the_monitor_and_visualdl_images_share_their_layers():
         body = text[text.index("\nARG "):text.index("\nWORKDIR ")]
         return [line for line in body.splitlines() if line and not line.startswith("#")]
 
-    assert steps("monitor") == steps("visualdl")
+    assert steps("monitor") == steps("visualdl") == steps("proxy")
 
 
 def test_images_carry_the_guide_scripts():
@@ -284,7 +302,7 @@ def test_compose_files_match_the_compose_spec_schema():
 
 def test_dockerfiles_pass_hadolint():
     results = lint.check_hadolint(REPO)
-    assert len(results) == 3
+    assert len(results) == 4
     _results_ok(results)
 
 
@@ -306,6 +324,7 @@ def test_compose_v2_accepts_every_file_set():
 @pytest.fixture
 def project_copy(tmp_path) -> Path:
     for name in ("docker-compose.yml", "compose.cpu.yml", "compose.redis-port.yml", "compose.build-ca.yml",
+                 "compose.tls.yml",
                  ".env.example",
                  ".hadolint.yaml", ".dockerignore", "pyproject.toml"):
         shutil.copy(REPO / name, tmp_path / name)

@@ -5,6 +5,7 @@ telemetry, no CA left in an image) and taken down. One compose project, tests in
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -231,6 +232,57 @@ def test_the_build_ca_is_in_no_image(project: Project):
         assert secrets_dir.returncode != 0 or not secrets_dir.stdout.strip(), secrets_dir.stdout
 
 
+def _published(project: Project, service: str) -> list[str]:
+    ports = project.docker("inspect", "--format", "{{json .NetworkSettings.Ports}}", project.container(service))
+    bindings = json.loads(ports.stdout) or {}
+    return sorted(f"{b['HostIp']}:{b['HostPort']}" for spec in bindings.values() for b in (spec or []))
+
+
+def _get(url: str, auth: tuple[str, str] | None = None, **headers: str) -> tuple[int, dict, bytes]:
+    import base64
+
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_visualdl_is_published_only_through_the_proxy_and_a_password_opens_it(project: Project):
+    # Without a password: the proxy's port on this machine only; VisualDL itself published nowhere.
+    assert _published(project, "proxy") == [f"127.0.0.1:{project.visualdl_port}"]
+    assert _published(project, "visualdl") == []
+    status, headers, body = _get(project.url + f"/app/api/scalar/list?run={project.first_run}&tag=Loss%2FTrain",
+                                 **{"Accept-Encoding": "gzip"})
+    assert status == 200 and headers.get("Content-Encoding") == "gzip" and headers.get("Server", "").startswith("nginx")
+    assert _get(project.url + "/proxy/health")[:1] == (200,)
+    shown = project.make("status", check=False)
+    assert "proxy: healthy (VisualDL answers behind it)" in shown.stderr, shown.stderr
+
+    # With one (make up hashes it): the port open to the network, and only the password gets in.
+    password = "a-long-password-" + project.password[:8]
+    opened = {**project.env, "VISUALDL_PASSWORD": password, "VISUALDL_HOST": "0.0.0.0"}
+    run(["make", "--no-print-directory", "up"], opened, timeout=900)
+    project.wait_healthy()
+    assert _published(project, "proxy") == [f"0.0.0.0:{project.visualdl_port}"]
+    api = project.url + "/app/api/runs"
+    assert _get(api)[0] == 401 and _get(api, ("visualdl", "wrong"))[0] == 401
+    status, _, body = _get(api, ("visualdl", password))
+    assert status == 200 and project.first_run in body.decode()
+    environment = project.docker("inspect", "--format", "{{json .Config.Env}}", project.container("proxy")).stdout
+    assert password not in environment and "VISUALDL_PASSWORD_HASH=$6$" in environment
+    assert password not in project.compose("logs", "--no-color", "proxy").stdout
+    shown = run(["make", "--no-print-directory", "status"], opened, check=False)
+    assert "password required (user visualdl)" in shown.stderr, shown.stderr
+
+    project.compose("up", "-d")  # back to this machine only, without a password, for the tests below
+    project.wait_healthy()
+    assert _get(project.url + "/app/api/runs")[0] == 200
+
+
 # ---------------------------------------------------------------- down and up
 
 
@@ -321,6 +373,11 @@ def test_bad_settings_are_one_line_naming_the_setting(project: Project, project_
         taken.listen()
         port = str(taken.getsockname()[1])
         assert "VISUALDL_PORT" in _one_line(_seghw_up(project, project_copy, VISUALDL_PORT=port))
+    line = _one_line(_seghw_up(project, project_copy, VISUALDL_HOST="0.0.0.0"))
+    assert "VISUALDL_PASSWORD" in line and "VISUALDL_HOST" in line
+    line = _one_line(_seghw_up(project, project_copy, PROXY_TLS_CERT="/nonexistent/cert.pem",
+                               PROXY_TLS_KEY="/nonexistent/key.pem"))
+    assert "PROXY_TLS_CERT=/nonexistent/cert.pem" in line
     no_engine = _seghw_up(project, project_copy, DOCKER_HOST="unix:///nonexistent/docker.sock")
     assert "no Docker engine answers" in _one_line(no_engine) and "DOCKER_HOST" in no_engine.stderr
 

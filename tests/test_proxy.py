@@ -89,7 +89,8 @@ class Proxy:
         self.log = root / f"proxy-{self.port}.log"
         self.env = {**os.environ, "VISUALDL_UPSTREAM": upstream, "PROXY_PORT": str(self.port),
                     "SEGHW_PROXY_DIR": str(self.dir), **env}
-        for k in ("VISUALDL_PASSWORD", "VISUALDL_PASSWORD_HASH", "PROXY_HOST", "PROXY_TLS_CERT", "PROXY_TLS_KEY"):
+        for k in ("VISUALDL_PASSWORD", "VISUALDL_PASSWORD_HASH", "PROXY_HOST", "PROXY_PUBLISHED_HOST", "PROXY_TLS_CERT",
+                  "PROXY_TLS_KEY"):
             if k not in env:
                 self.env.pop(k, None)
         self.proc: subprocess.Popen | None = None
@@ -318,6 +319,7 @@ def _serve_proxy(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedPro
 
 @pytest.mark.parametrize("env,names", [
     ({"PROXY_HOST": "0.0.0.0"}, ["VISUALDL_PASSWORD"]),
+    ({"PROXY_HOST": "0.0.0.0", "PROXY_PUBLISHED_HOST": "0.0.0.0"}, ["VISUALDL_PASSWORD", "VISUALDL_HOST"]),
     ({"VISUALDL_PASSWORD": "pw", "PROXY_TLS_CERT": "/nonexistent/cert.pem", "PROXY_TLS_KEY": "/nonexistent/key.pem"},
      ["PROXY_TLS_CERT", "/nonexistent/cert.pem"]),
     ({"VISUALDL_PASSWORD": "pw", "PROXY_TLS_CERT": "@cert"}, ["PROXY_TLS_CERT", "PROXY_TLS_KEY"]),
@@ -356,6 +358,13 @@ def test_without_a_password_only_loopback_and_no_auth(proxies):
                                    headers={"Accept-Encoding": "gzip"})
     assert status == 200 and headers.get("Content-Encoding") == "gzip"
     assert not (proxy.dir / "htpasswd").exists()
+
+
+def test_in_a_container_published_on_loopback_it_may_listen_everywhere_without_a_password(proxies):
+    """The compose file publishes the proxy's port on the host's 127.0.0.1 unless a password is set,
+    and says so in PROXY_PUBLISHED_HOST; inside its container the proxy then listens on 0.0.0.0."""
+    proxy = proxies(PROXY_HOST="0.0.0.0", PROXY_PUBLISHED_HOST="127.0.0.1")
+    assert proxy.get("/proxy/health")[0] == 200
 
 
 # ---------------------------------------------------------------- the local stack

@@ -127,8 +127,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> ProxySettings:
 
     host = get("PROXY_HOST", DEFAULT_PROXY_HOST)
     port = env_port_value(get("PROXY_PORT"), "PROXY_PORT", DEFAULT_VISUALDL_PORT)
-    if not (password or given_hash) and not is_loopback(host):
-        raise StackError(f"VISUALDL_PASSWORD is not set: the proxy on {_bracket(host)}:{port} (PROXY_HOST) "
+    # In a container the proxy listens on all of the container's addresses; who reaches it is decided
+    # by the host's port binding, which the compose file passes on as PROXY_PUBLISHED_HOST.
+    reachable_on = get("PROXY_PUBLISHED_HOST") or host
+    if not (password or given_hash) and not is_loopback(reachable_on):
+        where = "PROXY_PUBLISHED_HOST (VISUALDL_HOST in .env)" if get("PROXY_PUBLISHED_HOST") else "PROXY_HOST"
+        raise StackError(f"VISUALDL_PASSWORD is not set: the proxy on {_bracket(reachable_on)}:{port} ({where}) "
                          "would show the training pages to anyone who reaches it; set VISUALDL_PASSWORD")
     upstream_host, upstream_port = _upstream(get("VISUALDL_UPSTREAM", DEFAULT_VISUALDL_UPSTREAM))
     same_host = upstream_host in (host, browse_host(host)) or (host in ("0.0.0.0", "::") and is_loopback(upstream_host))
@@ -177,13 +181,22 @@ def _libcrypt():
     raise StackError("no libcrypt on this system: the proxy cannot hash VISUALDL_PASSWORD (apt-get install libcrypt1)")
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, salt_from: str | None = None) -> str:
     """A salted SHA-512 crypt hash (``$6$``, 5000 rounds), as ``openssl passwd -6`` makes.
 
     nginx runs crypt() on every request it authenticates (it caches nothing), so the hash is one
     that costs about a millisecond: bcrypt or yescrypt at their usual costs would add 50-100 ms of
-    CPU to each of the page's 200 requests."""
-    salt = "$6$" + "".join(secrets.choice(SALT_CHARS) for _ in range(16))
+    CPU to each of the page's 200 requests. The salt is random, or drawn from ``salt_from`` and the
+    password when the same hash must come out every time (compose would otherwise see a new
+    setting, and recreate the proxy's container, at every ``make up``)."""
+    if salt_from is None:
+        chars = [secrets.choice(SALT_CHARS) for _ in range(16)]
+    else:
+        import hashlib
+
+        digest = hashlib.sha256(f"{salt_from}\0{password}".encode()).digest()
+        chars = [SALT_CHARS[b % len(SALT_CHARS)] for b in digest[:16]]
+    salt = "$6$" + "".join(chars)
     out = _libcrypt().crypt(password.encode("utf-8"), salt.encode("ascii"))
     if not out or not out.decode("ascii", "replace").startswith(salt + "$"):
         raise StackError("this system's crypt() cannot make SHA-512 hashes for VISUALDL_PASSWORD")

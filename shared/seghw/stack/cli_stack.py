@@ -141,6 +141,9 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
             code = compose.up()
             if code == 0:
                 print(f"stack up: {compose.ports_note()} (make status, make logs, make down)")
+                hint = compose.open_hint()
+                if hint:
+                    print(hint)
             _exit(code)
             return
         state, started = local.up(timeout=timeout)
@@ -174,6 +177,7 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
 
         if compose.mode() == "compose":
             _require_compose("monitor")
+            print(compose.proxy_line(), file=sys.stderr)
             _exit(compose.run([*compose.exec_args("monitor"), "seghw", "status", *ctx.args]))
             return
         state = local.running_state()

@@ -20,6 +20,8 @@ from seghw.stack import engine
 from seghw.stack.settings import REDIS_PORT_OVERRIDE, StackError, env_value, project_dir
 
 BUILD_CA_OVERRIDE = "compose.build-ca.yml"
+TLS_OVERRIDE = "compose.tls.yml"
+PROXY_UID = 10001
 DEFAULT_FILES = "docker-compose.yml"
 # The settings that name base images, and their defaults (those of the compose files).
 BASE_IMAGES = {
@@ -71,10 +73,11 @@ def is_v2() -> bool:
 
 
 def ensure_env_file(directory: Path) -> Path | None:
-    """Create ``.env`` from ``.env.example`` with a random REDIS_PASSWORD when it is missing."""
+    """Create ``.env`` from ``.env.example`` with a random REDIS_PASSWORD when it is missing (and the
+    environment does not give one: then the settings come from there)."""
     env = directory / ".env"
     example = directory / ".env.example"
-    if env.exists() or not example.exists():
+    if env.exists() or not example.exists() or os.environ.get("REDIS_PASSWORD"):
         return None
     text = example.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^REDIS_PASSWORD=.*$", f"REDIS_PASSWORD={secrets.token_hex(24)}", text)
@@ -85,16 +88,30 @@ def ensure_env_file(directory: Path) -> Path | None:
 
 
 def compose_files() -> list[str]:
-    """The compose files in use: ``COMPOSE_FILE`` (environment, else .env), with the CA override
-    added when ``BUILD_CA_BUNDLE`` is set."""
+    """The compose files in use: ``COMPOSE_FILE`` (environment, else .env), with the overrides that
+    settings call for: the build CA when ``BUILD_CA_BUNDLE`` is set, TLS when ``PROXY_TLS_CERT`` is."""
     files = [f for f in env_value("COMPOSE_FILE", DEFAULT_FILES).replace(";", ":").split(":") if f]
-    if env_value("BUILD_CA_BUNDLE") and not any(Path(f).name == BUILD_CA_OVERRIDE for f in files):
-        files.append(BUILD_CA_OVERRIDE)
+    for setting, override in (("BUILD_CA_BUNDLE", BUILD_CA_OVERRIDE), ("PROXY_TLS_CERT", TLS_OVERRIDE)):
+        if env_value(setting) and not any(Path(f).name == override for f in files):
+            files.append(override)
     return files
 
 
+@lru_cache(maxsize=1)
+def _password_hash() -> str:
+    """The proxy's password as the hash the container gets: the plain password never goes into a
+    container's environment (``docker inspect`` would show it)."""
+    from seghw.roles.proxy import hash_password
+
+    given = env_value("VISUALDL_PASSWORD_HASH")
+    password = env_value("VISUALDL_PASSWORD")
+    context = f"{project_dir()}:{env_value('COMPOSE_PROJECT_NAME', project_dir().name)}"
+    return given or (hash_password(password, salt_from=context) if password else "")
+
+
 def compose_env() -> dict[str, str]:
-    return {**os.environ, "COMPOSE_FILE": ":".join(compose_files())}
+    return {**os.environ, "COMPOSE_FILE": ":".join(compose_files()), "VISUALDL_PASSWORD": "",
+            "VISUALDL_PASSWORD_HASH": _password_hash()}
 
 
 def _cmd(args: list[str]) -> list[str]:
@@ -119,7 +136,11 @@ def exec_args(service: str) -> list[str]:
 
 
 def visualdl_url() -> str:
-    return f"http://127.0.0.1:{env_value('VISUALDL_PORT', '8040')}"
+    scheme = "https" if env_value("PROXY_TLS_CERT") else "http"
+    host = env_value("VISUALDL_HOST", "127.0.0.1")
+    from seghw.stack.settings import browse_host
+
+    return f"{scheme}://{browse_host(host)}:{env_value('VISUALDL_PORT', '8040')}"
 
 
 # ---------------------------------------------------------------- checks before `up`
@@ -133,6 +154,7 @@ def check_settings() -> None:
     if not re.fullmatch(r"[A-Za-z0-9]+", env_value("REDIS_PASSWORD")):
         raise StackError("REDIS_PASSWORD has characters other than letters and digits: it goes into "
                          "REDIS_URL inside the containers; choose one of letters and digits")
+    check_proxy_settings()
     ca = env_value("BUILD_CA_BUNDLE")
     if ca:
         if not Path(ca).is_file():
@@ -141,6 +163,34 @@ def check_settings() -> None:
         if not is_v2():
             raise StackError("BUILD_CA_BUNDLE needs Compose v2 (docker compose): docker-compose 1.29 cannot "
                              "hand build secrets to the builds")
+
+
+def has_password() -> bool:
+    return bool(env_value("VISUALDL_PASSWORD") or env_value("VISUALDL_PASSWORD_HASH"))
+
+
+def check_proxy_settings() -> None:
+    """The published port opens to the network only with a password; TLS files the proxy can read."""
+    from seghw.stack.settings import is_loopback
+
+    host = env_value("VISUALDL_HOST", "127.0.0.1")
+    if not has_password() and not is_loopback(host):
+        raise StackError(f"VISUALDL_HOST={host} without VISUALDL_PASSWORD would show the training pages to "
+                         "anyone who reaches the port: set VISUALDL_PASSWORD in .env as well, or leave "
+                         "VISUALDL_HOST unset for this machine only")
+    cert, key = env_value("PROXY_TLS_CERT"), env_value("PROXY_TLS_KEY")
+    if bool(cert) != bool(key):
+        given, missing = ("PROXY_TLS_CERT", "PROXY_TLS_KEY") if cert else ("PROXY_TLS_KEY", "PROXY_TLS_CERT")
+        raise StackError(f"{given} is set but {missing} is not: TLS needs both (the certificate and its key)")
+    for name, path in (("PROXY_TLS_CERT", cert), ("PROXY_TLS_KEY", key)):
+        if not path:
+            continue
+        if not Path(path).is_file():
+            raise StackError(f"{name}={path}: no such file (the proxy's certificate and key, on this machine)")
+        st = Path(path).stat()
+        if st.st_uid != PROXY_UID and not st.st_mode & 0o004:
+            raise StackError(f"{name}={path} cannot be read by uid {PROXY_UID}, the proxy's user in its "
+                             f"container: chown {PROXY_UID} {path}")
 
 
 def resolved_config() -> dict:
@@ -283,4 +333,26 @@ def ports_note() -> str:
     files = compose_files()
     redis = f"; Redis on 127.0.0.1:{env_value('REDIS_PORT', '6379')}" if any(
         Path(f).name == REDIS_PORT_OVERRIDE for f in files) else ""
-    return f"VisualDL {visualdl_url()}{redis}"
+    guarded = f", password required (user {env_value('VISUALDL_USER', 'visualdl')})" if has_password() else ""
+    return f"VisualDL {visualdl_url()}{guarded}{redis}"
+
+
+def open_hint() -> str | None:
+    """How to open VisualDL to the network safely, when it is this machine's only."""
+    if has_password():
+        return None
+    return ("VisualDL is this machine's only; to open it to the network safely, set VISUALDL_PASSWORD and "
+            "VISUALDL_HOST=0.0.0.0 in .env, then make up")
+
+
+def proxy_line() -> str:
+    """The proxy's health as Docker sees it: healthy means VisualDL answers behind it."""
+    done = capture(["ps", "-q", "proxy"])
+    ids = done.stdout.split()
+    if done.returncode != 0 or not ids:
+        return "proxy: not running (VisualDL is not published)"
+    health = subprocess.run(["docker", "inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                             ids[0]], capture_output=True, text=True, check=False).stdout.strip() or "unknown"
+    behind = {"healthy": "VisualDL answers behind it", "unhealthy": "VisualDL does NOT answer behind it",
+              "starting": "starting"}.get(health, health)
+    return f"proxy: {health} ({behind}); {ports_note()}"

@@ -25,6 +25,7 @@ COMPOSE_SETS: tuple[tuple[str, ...], ...] = (
     ("docker-compose.yml", "compose.redis-port.yml"),
     ("compose.cpu.yml", "compose.build-ca.yml"),
     ("docker-compose.yml", "compose.build-ca.yml"),
+    ("compose.cpu.yml", "compose.tls.yml"),
 )
 V2_ONLY = frozenset({"compose.build-ca.yml"})
 LEGACY_COMPOSE = "/usr/bin/docker-compose"
@@ -123,8 +124,9 @@ def _compose_config(check: str, command: list[str] | None, missing: str, root: P
     out = []
     with tempfile.TemporaryDirectory(prefix="seghw-lint-") as tmp:
         env_file = Path(tmp) / ".env"
-        # BUILD_CA_BUNDLE is empty in the example; the override needs a file to name.
-        env_file.write_text(example.read_text(encoding="utf-8") + "\nBUILD_CA_BUNDLE=/dev/null\n")
+        # BUILD_CA_BUNDLE and the TLS files are empty in the example; the overrides need files to name.
+        env_file.write_text(example.read_text(encoding="utf-8")
+                            + "\nBUILD_CA_BUNDLE=/dev/null\nPROXY_TLS_CERT=/dev/null\nPROXY_TLS_KEY=/dev/null\n")
         for files, name in zip(sets, names, strict=True):
             cmd = [*command, "--project-directory", str(root), "--env-file", str(env_file)]
             for f in files:
