@@ -255,7 +255,8 @@ def test_visualdl_is_published_only_through_the_proxy_and_a_password_opens_it(pr
     # Without a password: the proxy's port on this machine only; VisualDL itself published nowhere.
     assert _published(project, "proxy") == [f"127.0.0.1:{project.visualdl_port}"]
     assert _published(project, "visualdl") == []
-    status, headers, body = _get(project.url + f"/app/api/scalar/list?run={project.first_run}&tag=Loss%2FTrain",
+    # The resumed run's per-step curve: a body above nginx's gzip threshold (512 bytes).
+    status, headers, body = _get(project.url + f"/app/api/scalar/list?run={project.resumed_run}&tag=Iter%2FLoss",
                                  **{"Accept-Encoding": "gzip"})
     assert status == 200 and headers.get("Content-Encoding") == "gzip" and headers.get("Server", "").startswith("nginx")
     assert _get(project.url + "/proxy/health")[:1] == (200,)

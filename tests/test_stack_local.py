@@ -185,6 +185,11 @@ def test_trainer_health_check_fails_without_a_worker(stack: LocalStack, redis_se
     proc = stack.seghw("serve", "trainer", "--check", env={"REDIS_URL": redis_server.url})
     assert proc.returncode == 1, proc
     assert "no trainer worker" in proc.stdout
+    # Redis gone is unhealthy too, exit 1 (Docker reserves 2), in one line naming where it looked.
+    redis_server.stop()
+    proc = stack.seghw("serve", "trainer", "--check", env={"REDIS_URL": redis_server.url})
+    assert proc.returncode == 1, proc
+    assert proc.stdout.startswith("Redis unreachable at") and "Traceback" not in proc.stderr, proc
 
 
 def test_down_after_the_supervisor_was_killed_still_stops_every_role(stack: LocalStack):

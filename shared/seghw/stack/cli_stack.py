@@ -68,11 +68,11 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
         from seghw.stack.worker import check_trainer, serve_trainer
 
         if check:
-            from seghw.stack.settings import StackError
+            from seghw.errors import UserError
 
             try:
                 ok, message = check_trainer()
-            except StackError as exc:  # Docker reads exit 2 as "reserved": unhealthy is 1
+            except UserError as exc:  # Redis unreachable; Docker reads exit 2 as "reserved": unhealthy is 1
                 ok, message = False, str(exc)
             print(message)
             _exit(0 if ok else 1)

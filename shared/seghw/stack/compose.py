@@ -229,15 +229,18 @@ def check_base_images(config: dict) -> None:
             f"one it prints; behind a mirror, set {setting} to the mirror's image")
 
 
+# The setting that names each service's published port.
+PORT_SETTINGS = {"proxy": "VISUALDL_PORT", "visualdl": "VISUALDL_PORT", "redis": "REDIS_PORT"}
+
+
 def _published_ports(config: dict) -> list[tuple[str, int, str]]:
-    """(host ip, host port, setting) of every published port."""
-    settings = {"visualdl": "VISUALDL_PORT", "redis": "REDIS_PORT"}
+    """(host ip, host port, service) of every published port."""
     out = []
     for name, service in (config.get("services") or {}).items():
         for port in service.get("ports") or []:
             published = port.get("published") if isinstance(port, dict) else None
             if published:
-                out.append((port.get("host_ip") or "0.0.0.0", int(published), settings.get(name, name)))
+                out.append((port.get("host_ip") or "0.0.0.0", int(published), name))
     return out
 
 
@@ -249,10 +252,10 @@ def running_services() -> set[str]:
 def check_ports(config: dict) -> None:
     """A published port held by something other than this stack is one line naming its setting."""
     mine = running_services()
-    by_setting = {"VISUALDL_PORT": "visualdl", "REDIS_PORT": "redis"}
-    for host, port, setting in _published_ports(config):
-        if by_setting.get(setting) in mine:
+    for host, port, service in _published_ports(config):
+        if service in mine:  # this stack's own, already up
             continue
+        setting = PORT_SETTINGS.get(service, f"the {service} service's port")
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
