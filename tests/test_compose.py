@@ -119,7 +119,7 @@ def test_visualdl_unpublished_read_only_logs_health_and_no_telemetry(services):
 
 def _visualdl_command(environment: dict[str, str]) -> list[str]:
     """What ``seghw serve visualdl`` runs with these settings."""
-    code = ("import json, os; from pathlib import Path; from seghw.stack.visualdl_role import visualdl_command; "
+    code = ("import json, os; from pathlib import Path; from seghw.roles.visualdl import visualdl_command; "
             "print(json.dumps(visualdl_command(Path(os.environ['SEGHW_LOG_ROOT']))))")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISUALDL_", "SEGHW_"))}
     done = subprocess.run([sys.executable, "-c", code], env={**env, **environment}, capture_output=True,

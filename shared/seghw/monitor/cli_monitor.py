@@ -35,7 +35,7 @@ def health(
     import redis
 
     from seghw.connection import unreachable_message
-    from seghw.monitor.role import liveness
+    from seghw.roles.monitor import liveness
 
     try:
         ok, message = liveness(this_host=this_host)
@@ -65,7 +65,7 @@ def serve_monitor(
 ) -> None:
     """The monitor role: an rq worker on queue 'monitor' plus one collect scheduler, in the foreground."""
     from seghw.monitor.health import HealthConfig
-    from seghw.monitor.role import serve_monitor as run_role
+    from seghw.roles.monitor import serve_monitor as run_role
     from seghw.paths import log_root as default_root
 
     cfg = HealthConfig.from_env(interval=interval)  # also checks the MONITOR_* thresholds now

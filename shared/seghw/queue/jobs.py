@@ -2,7 +2,7 @@
 
 The job runs in rq's work horse. A stop request reaches the child as SIGTERM (the trainer then
 checkpoints and ends ``stopped``) from two sources: the worker's own SIGTERM (forwarded to the horse,
-see ``seghw.stack.worker``) and the Redis key ``seghw:stop:<run_id>`` that ``seghw stop`` sets.
+see ``seghw.roles.trainer``) and the Redis key ``seghw:stop:<run_id>`` that ``seghw stop`` sets.
 """
 
 from __future__ import annotations

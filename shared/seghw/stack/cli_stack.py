@@ -65,7 +65,7 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
                                    "is registered with a fresh heartbeat, else 1."),
     ) -> None:
         """rq worker on queue 'train': runs one training job at a time (seghw train as a child)."""
-        from seghw.stack.worker import check_trainer, serve_trainer
+        from seghw.roles.trainer import check_trainer, serve_trainer
 
         if check:
             from seghw.errors import UserError
@@ -85,7 +85,7 @@ def register(app: typer.Typer, serve: typer.Typer) -> None:
     ) -> None:
         """VisualDL over the whole log root on $VISUALDL_HOST:$VISUALDL_PORT (127.0.0.1:8040)."""
         from seghw.paths import log_root as default_root
-        from seghw.stack.visualdl_role import serve_visualdl
+        from seghw.roles.visualdl import serve_visualdl
 
         serve_visualdl(default_root(log_root).absolute())
 

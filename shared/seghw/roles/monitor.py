@@ -114,7 +114,7 @@ def serve_monitor(log_root: Path, interval: float) -> int:
     _setup_logging()
     url = connection.redis_url()
     connection.connect(url)  # a malformed REDIS_URL is a one-line error now, not a restart loop later
-    base = [sys.executable, "-m", "seghw.monitor.role"]
+    base = [sys.executable, "-m", "seghw.roles.monitor"]
     args = ["--log-root", str(log_root), "--interval", str(interval)]
     children = [Child("worker", [*base, "worker", *args]), Child("scheduler", [*base, "scheduler", *args])]
     for c in children:
@@ -357,7 +357,7 @@ def liveness(this_host: bool = False) -> tuple[bool, str]:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m seghw.monitor.role")
+    parser = argparse.ArgumentParser(prog="python -m seghw.roles.monitor")
     parser.add_argument("role", choices=("worker", "scheduler"))
     parser.add_argument("--log-root", required=True)
     parser.add_argument("--interval", type=float, required=True)
