@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 
 # Re-exported for the tests: the stack's own view of which processes still run.
-from seghw.stack.local import alive_processes as alive  # noqa: F401
-from seghw.stack.local import cmdline  # noqa: F401
+from seghw.stack.processes import alive_processes as alive  # noqa: F401
+from seghw.stack.processes import cmdline  # noqa: F401
 
 SEGHW = str(Path(sys.executable).parent / "seghw")
 

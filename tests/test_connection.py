@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,12 @@ def project(tmp_path, monkeypatch) -> Path:
 
 
 def _state(directory: Path, url: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "state.json"
-    path.write_text(json.dumps({"kind": "local", "redis_url": url}))
-    return path
+    """The state file ``make up`` writes, with this Redis URL."""
+    from seghw.stack.state import State, write_state
+
+    return write_state(State(pid=1, create_time=None, redis_url=url, log_root=directory / "models",
+                             log_file=directory / "stack.log", visualdl_url="http://127.0.0.1:8040",
+                             visualdl_probe="http://127.0.0.1:8040"), directory)
 
 
 def test_default_is_localhost_and_says_how_to_change_it(project):

@@ -224,7 +224,7 @@ def test_stats_written_concurrently(conn, write_run):
 
 
 def test_views_not_written_make_status_a_warning(conn, write_run, capsys):
-    from seghw.monitor import status_cmd
+    from seghw.cli import status as status_cmd
 
     faults = {"count": 2, "items": [{"kind": "histogram", "tag": "Weights/bn.weight", "count": 2,
                                      "message": "ValueError: Too many bins", "at": "2026-11-27T07:45:00.000+00:00"}]}

@@ -16,13 +16,13 @@ from pathlib import Path
 
 def _guide_app():
     try:
-        from seghw.monitor.cli_monitor import guide_app
+        from seghw.cli.monitor import guide_app
     except ModuleNotFoundError as exc:
         if exc.name != "seghw":
             raise
         # A source checkout run with a Python that has the dependencies but not the package.
         sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-        from seghw.monitor.cli_monitor import guide_app
+        from seghw.cli.monitor import guide_app
     return guide_app()
 
 

@@ -29,7 +29,8 @@ def measure(b: Bench) -> dict[str, Any]:
 
     from seghw import paths
     from seghw.atomic import write_json_atomic
-    from seghw.monitor import status_cmd, store
+    from seghw.cli import status as status_cmd
+    from seghw.monitor import store
     from seghw.stack.local import redis_server_binary
 
     tiny_run(b)

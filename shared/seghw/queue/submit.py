@@ -152,6 +152,10 @@ def describe(sub: Submitted) -> str:
     )
 
 
+def describe_stop(run_id: str) -> str:
+    return f"asked {run_id} to stop: it checkpoints, then ends 'stopped' (watch it: make status)"
+
+
 def stop(ref: str, log_root: Path | None = None) -> str:
     """Set ``seghw:stop:<run_id>``; the job sends SIGTERM to its trainer within a second."""
     root = (log_root or default_log_root()).absolute()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -24,28 +23,35 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from seghw.stack.processes import (
+    alive_processes,
+    cmdline,
+    find_process,
+    kill,
+    merge,
+    recorded,
+    role_of,
+    roles,
+    supervisor,
+    terminate_groups,
+    tree,
+    wait_gone,
+)
+from seghw.stack.readiness import wait_ready
 from seghw.stack.settings import (
     DEFAULT_REDIS_PORT,
     DEFAULT_VISUALDL_PORT,
     DEFAULT_VISUALDL_USER,
-    QUEUE,
     StackError,
-    State,
     browse_host,
     env_port,
     is_loopback,
-    read_state,
-    remove_state,
     stack_dir,
     visualdl_host,
-    write_state,
 )
+from seghw.stack.state import State, read_state, remove_state, write_state
 
 ROLES = ("redis", "trainer", "visualdl", "proxy", "monitor")
 # Read by up and handed on hashed only: no role, file or command line gets the password itself.
@@ -55,117 +61,6 @@ PROXY_SETTINGS = ("VISUALDL_USER", "PROXY_TLS_CERT", "PROXY_TLS_KEY", "PROXY_MAX
 DEFAULT_START_TIMEOUT = 120.0  # VisualDL parses every record before it opens its port
 DEFAULT_STOP_GRACE = 120.0  # as compose's stop_grace_period: time for the trainer to checkpoint
 LOG_FILE = "stack.log"
-
-
-# ---------------------------------------------------------------- processes
-
-
-def _process(pid: int | None, create_time: float | None):
-    """The live process with this pid and start time, else None (the pid may have been reused)."""
-    import psutil
-
-    if not pid:
-        return None
-    try:
-        p = psutil.Process(pid)
-        if create_time is not None and abs(p.create_time() - create_time) > 0.05:
-            return None
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return p
-    except psutil.Error:
-        return None
-
-
-def supervisor(state: State):
-    return _process(state.data.get("pid"), state.data.get("create_time"))
-
-
-def _tree(root) -> list:
-    import psutil
-
-    if root is None:
-        return []
-    try:
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def cmdline(p) -> list[str]:
-    """A process's command line, empty once it is gone or a zombie."""
-    import psutil
-
-    try:
-        return p.cmdline()
-    except psutil.Error:
-        return []
-
-
-def _role_of(p) -> str | None:
-    """The role a session leader runs (honcho starts each Procfile line in its own session)."""
-    import psutil
-
-    try:
-        if os.getsid(p.pid) != p.pid:
-            return None
-    except (OSError, psutil.Error):
-        return None
-    cmd = cmdline(p)
-    text = " ".join(cmd)
-    if cmd and "redis-server" in Path(cmd[0]).name:
-        return "redis"
-    for role in ("trainer", "visualdl", "proxy", "monitor"):
-        if f"serve {role}" in text:
-            return role
-    if cmd and Path(cmd[0]).name == "visualdl" or "visualdl --logdir" in text:
-        return "visualdl"
-    if text.startswith("nginx: master process"):  # the proxy role once it has become nginx
-        return "proxy"
-    return None
-
-
-def roles(state: State) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for p in _tree(supervisor(state))[1:]:
-        role = _role_of(p)
-        if role and role not in found:
-            found[role] = p
-    return found
-
-
-def _recorded(state: State) -> list:
-    procs = []
-    for rec in state.data.get("processes", []):
-        p = _process(rec.get("pid"), rec.get("create_time"))
-        if p is not None:
-            procs.append(p)
-    return procs
-
-
-def alive_processes(procs: Iterable) -> list:
-    """The processes of ``procs`` that still run (zombies count as gone)."""
-    import psutil
-
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
-
-
-def _merge(*groups: Iterable) -> list:
-    seen: dict[tuple[int, float], Any] = {}
-    for group in groups:
-        for p in group:
-            try:
-                seen.setdefault((p.pid, p.create_time()), p)
-            except Exception:  # noqa: BLE001 - a process that just ended
-                pass
-    return list(seen.values())
 
 
 # ---------------------------------------------------------------- ports and files
@@ -248,21 +143,7 @@ def _env_file(values: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in values.items())
 
 
-# ---------------------------------------------------------------- readiness
-
-
-def _visualdl_alive(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/alive", timeout=2) as resp:
-            return resp.status == 204
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def _proxy_up(url: str) -> bool:
-    from seghw.roles.proxy import health
-
-    return health(url, timeout=2)[0] == "up"
+# ---------------------------------------------------------------- the proxy
 
 
 def _free_loopback_port() -> int:
@@ -291,90 +172,6 @@ def _proxy_env(directory: Path, host: str, port: int) -> dict[str, str]:
     env["VISUALDL_PASSWORD_HASH"] = checked.password_hash or ""
     env["SEGHW_PROXY_URL"] = checked.url
     return env
-
-
-def _trainer_registered(conn) -> bool:
-    from rq import Queue, Worker
-
-    host = socket.gethostname()
-    return any(w.hostname == host for w in Worker.all(queue=Queue(QUEUE, connection=conn)))
-
-
-def _read_since(log: Path, offset: int) -> str:
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(offset)
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def _first_exit(log: Path, offset: int) -> tuple[str, str] | None:
-    """The first role honcho reported as stopped since ``offset`` (the cause of a failed start):
-    (role, exit code)."""
-    m = re.search(r"\b([a-z]+)\.\d+\s+stopped \(rc=(-?\d+)\)", _read_since(log, offset))
-    return (m.group(1), m.group(2)) if m else None
-
-
-def _tail(log: Path, offset: int, lines: int = 15, role: str | None = None) -> str:
-    """The last lines of the log since ``offset``; only ``role``'s own lines when given, because
-    when one role dies the others' shutdown messages would push its error out of view."""
-    text = _read_since(log, offset).splitlines()
-    if role is not None:
-        own = [line for line in text if re.search(rf"\b{re.escape(role)}\.\d+\s+\|", line)]
-        text = own or text
-    return "\n".join(text[-lines:])
-
-
-def _wait_ready(proc: subprocess.Popen, state: dict[str, Any], timeout: float, log_offset: int) -> None:
-    import redis
-
-    from seghw.connection import RedisUnavailable, connect
-
-    log = Path(state["log_file"])
-    deadline = time.monotonic() + timeout
-    pending = {"Redis": True, "the trainer worker": True, "VisualDL": True}
-    if state.get("proxy"):
-        pending["the proxy"] = True
-    conn = None
-    while True:
-        if proc.poll() is not None:
-            exited = _first_exit(log, log_offset)
-            why = (f"{exited[0]} exited with code {exited[1]}" if exited
-                   else f"the supervisor exited with code {proc.returncode}")
-            _print_tail(log, log_offset, role=exited[0] if exited else None)
-            raise StackError(f"the local stack stopped while starting ({why}); see {log}")
-        if pending["Redis"]:
-            try:
-                conn = connect(state["redis_url"], decode=False, wait=0, socket_timeout=5)
-                pending["Redis"] = False
-            except RedisUnavailable:
-                pass
-        if conn is not None and pending["the trainer worker"]:
-            try:
-                pending["the trainer worker"] = not _trainer_registered(conn)
-            except (redis.RedisError, OSError):
-                pass
-        if pending["VisualDL"]:
-            pending["VisualDL"] = not _visualdl_alive(state["visualdl_probe"])
-        if pending.get("the proxy") and not pending["VisualDL"]:
-            # Asked once VisualDL answers: each "down" is a line in the proxy's error log.
-            pending["the proxy"] = not _proxy_up(state["proxy"]["url"])
-        if not any(pending.values()):
-            return
-        if time.monotonic() > deadline:
-            what = ", ".join(k for k, v in pending.items() if v)
-            _print_tail(log, log_offset)
-            raise StackError(
-                f"{what} did not come up within {timeout:.0f} s (SEGHW_START_TIMEOUT); see {log}"
-            )
-        time.sleep(0.25)
-
-
-def _print_tail(log: Path, offset: int, role: str | None = None) -> None:
-    tail = _tail(log, offset, role=role)
-    if tail:
-        print(f"--- last lines of {log} ---\n{tail}\n---", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- commands
@@ -460,77 +257,31 @@ def up(timeout: float | None = None) -> tuple[State, bool]:
             stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
             start_new_session=True, env={**_without_password(os.environ), **env},
         )
-    sup = _process(proc.pid, None)
-    data: dict[str, Any] = {
-        "kind": "local",
-        "pid": proc.pid,
-        "create_time": sup.create_time() if sup else None,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cwd": os.getcwd(),
-        "redis_url": url,
-        "redis_managed": not external,
-        "redis_port": None if external else redis_port,
-        "visualdl_host": vhost,
-        "visualdl_port": vport,
-        "visualdl_url": visualdl_url,
-        "visualdl_probe": probe,
-        "proxy": {"url": visualdl_url, "user": os.environ.get("VISUALDL_USER") or DEFAULT_VISUALDL_USER,
-                  "upstream": proxy_env["VISUALDL_UPSTREAM"]} if protected else None,
-        "log_root": str(root),
-        "log_file": str(log),
-        "procfile": str(procfile),
-        "processes": [],
-    }
-    write_state(data, directory)
+    sup = find_process(proc.pid, None)
+    state = State(
+        pid=proc.pid, create_time=sup.create_time() if sup else None,
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), cwd=os.getcwd(),
+        redis_url=url, redis_managed=not external, redis_port=None if external else redis_port,
+        visualdl_host=vhost, visualdl_port=vport, visualdl_url=visualdl_url, visualdl_probe=probe,
+        proxy={"url": visualdl_url, "user": os.environ.get("VISUALDL_USER") or DEFAULT_VISUALDL_USER,
+               "upstream": proxy_env["VISUALDL_UPSTREAM"]} if protected else None,
+        log_root=root, log_file=log, procfile=str(procfile),
+    )
+    write_state(state, directory)
     try:
         limit = timeout or float(os.environ.get("SEGHW_START_TIMEOUT", DEFAULT_START_TIMEOUT))
-        _wait_ready(proc, data, limit, offset)
+        wait_ready(proc, state, limit, offset)
     except BaseException:
         down(grace=10.0, quiet=True)
         raise
-    state = State(data)
-    data["processes"] = [{"pid": p.pid, "create_time": p.create_time(), "cmd": " ".join(cmdline(p))[:200]}
-                         for p in _tree(sup)]
-    write_state(data, directory)
+    state.processes = [{"pid": p.pid, "create_time": p.create_time(), "cmd": " ".join(cmdline(p))[:200]}
+                       for p in tree(sup)]
+    write_state(state, directory)
     return state, True
 
 
 def _without_password(environ) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k not in PASSWORD_SETTINGS}
-
-
-def _kill(procs: list) -> None:
-    import psutil
-
-    for p in alive_processes(procs):
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(procs, timeout=5)
-
-
-def _wait_gone(roots: list, timeout: float) -> list:
-    """Wait until ``roots`` and all their descendants have exited; return every process seen."""
-    seen = list(roots)
-    deadline = time.monotonic() + timeout
-    while True:
-        now = []
-        for r in alive_processes(roots):
-            now += _tree(r)
-        seen = _merge(seen, now)
-        live = alive_processes(seen)
-        if not live or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.2)
-
-
-def _terminate_groups(procs: list) -> None:
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)  # a role leads its own process group
-        except OSError:
-            pass
 
 
 def down(grace: float | None = None, quiet: bool = False, state: State | None = None) -> str:
@@ -541,30 +292,30 @@ def down(grace: float | None = None, quiet: bool = False, state: State | None = 
     sup = supervisor(state)
     # Everything under the supervisor, plus the recorded roles and their children: a supervisor
     # killed with SIGKILL leaves its roles running on their own.
-    known = _merge(_tree(sup), *(_tree(p) for p in _recorded(state)))
+    known = merge(tree(sup), *(tree(p) for p in recorded(state)))
     leaders = {}
     for p in known:
-        role = _role_of(p)
+        role = role_of(p)
         if role and role not in leaders:
             leaders[role] = p
     if "trainer" in leaders:
         # The trainer first, alone: its worker forwards SIGTERM to the running training, which
         # checkpoints. honcho would kill it 5 s after stopping the others.
-        _terminate_groups([leaders["trainer"]])
-        known = _merge(known, _wait_gone([leaders["trainer"]], grace))
+        terminate_groups([leaders["trainer"]])
+        known = merge(known, wait_gone([leaders["trainer"]], grace))
     if sup is not None:
-        known = _merge(known, _tree(sup))
+        known = merge(known, tree(sup))
         try:
             sup.send_signal(signal.SIGTERM)  # honcho stops the other roles
         except Exception:  # noqa: BLE001 - already gone
             pass
-        known = _merge(known, _wait_gone([sup], 20.0))
+        known = merge(known, wait_gone([sup], 20.0))
     else:
         rest = [p for r, p in leaders.items() if r != "trainer"]
-        _terminate_groups(rest)
-        known = _merge(known, _wait_gone(rest, 15.0))
+        terminate_groups(rest)
+        known = merge(known, wait_gone(rest, 15.0))
     leftovers = alive_processes(known)
-    _kill(leftovers)
+    kill(leftovers)
     remove_state()
     if quiet:
         return ""
@@ -577,10 +328,10 @@ def describe(state: State | None) -> str:
         return "local stack: down (make up starts it)"
     sup = supervisor(state)
     if sup is None:
-        return f"local stack: down (its supervisor {state.data.get('pid')} is gone; make down cleans up)"
+        return f"local stack: down (its supervisor {state.pid} is gone; make down cleans up)"
     found = roles(state)
-    proxy = state.data.get("proxy")
-    wanted = [r for r in ROLES if (r != "redis" or state.data.get("redis_managed", True))
+    proxy = state.proxy
+    wanted = [r for r in ROLES if (r != "redis" or state.redis_managed)
               and (r != "proxy" or proxy)]
     parts = [f"{r} {found[r].pid}" if r in found else f"{r} DOWN" for r in wanted]
     where = f"VisualDL {state.visualdl_url}"

@@ -1,14 +1,10 @@
-"""Environment-driven settings of the stack, and the local stack's state file."""
+"""Environment-driven settings of the stack (the local stack's state file is ``seghw.stack.state``)."""
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from seghw.atomic import write_json_atomic
 from seghw.errors import UserError
 
 QUEUE = "train"
@@ -17,7 +13,6 @@ DEFAULT_STACK_DIR = ".stack"
 DEFAULT_REDIS_PORT = 6379
 DEFAULT_VISUALDL_PORT = 8040
 DEFAULT_VISUALDL_HOST = "127.0.0.1"
-STATE_FILE = "state.json"
 # The proxy in front of VisualDL (seghw serve proxy): see docs/stack.md.
 DEFAULT_VISUALDL_USER = "visualdl"
 DEFAULT_VISUALDL_UPSTREAM = "127.0.0.1:18040"
@@ -85,53 +80,6 @@ def browse_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-@dataclass(frozen=True)
-class State:
-    """What ``stack up`` started: read by ``down``, ``status``, ``submit``, ``stop``, ``logs``."""
-
-    data: dict[str, Any]
-
-    @property
-    def redis_url(self) -> str:
-        return self.data["redis_url"]
-
-    @property
-    def log_root(self) -> Path:
-        return Path(self.data["log_root"])
-
-    @property
-    def visualdl_url(self) -> str:
-        return self.data["visualdl_url"]
-
-    @property
-    def log_file(self) -> Path:
-        return Path(self.data["log_file"])
-
-
-def state_path(directory: Path | None = None) -> Path:
-    return (directory or stack_dir()) / STATE_FILE
-
-
-def read_state(directory: Path | None = None) -> State | None:
-    path = state_path(directory)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise StackError(f"cannot read the stack state {path}: {exc}; remove it if no stack runs") from None
-    return State(data)
-
-
-def write_state(data: dict[str, Any], directory: Path | None = None) -> Path:
-    # The state holds the local Redis password: the atomic writer's temp file is created 0600.
-    return write_json_atomic(state_path(directory), data)
-
-
-def remove_state(directory: Path | None = None) -> None:
-    state_path(directory).unlink(missing_ok=True)
-
-
 def local_stack_redis() -> tuple[Path | None, str | None]:
     """The state file of the local stack started here and its Redis URL, if one is recorded: the
     stack folder (``SEGHW_STACK_DIR``, else ``./.stack``), else the project's ``.stack``."""
@@ -141,9 +89,11 @@ def local_stack_redis() -> tuple[Path | None, str | None]:
             candidates.append(project_dir() / DEFAULT_STACK_DIR)
         except StackError:
             pass
+    from seghw.stack.state import read_state, state_path
+
     for directory in candidates:
         state = read_state(directory)
-        if state is not None and state.data.get("redis_url"):
+        if state is not None and state.redis_url:
             return state_path(directory), state.redis_url
     return None, None
 
@@ -200,6 +150,8 @@ def visualdl_url() -> str:
     url = os.environ.get("SEGHW_VISUALDL_URL")
     if url:
         return url
+    from seghw.stack.state import read_state
+
     state = read_state()
     if state is not None:
         return state.visualdl_url
@@ -213,6 +165,8 @@ def default_log_root() -> Path:
 
     if os.environ.get("SEGHW_LOG_ROOT"):
         return log_root()
+    from seghw.stack.state import read_state
+
     state = read_state()
     if state is not None:
         return state.log_root

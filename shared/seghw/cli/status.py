@@ -1,7 +1,8 @@
 """``seghw status``: run health read from Redis, nothing else (no rq, no Paddle, no stats files).
 
-``main(argv)`` parses its own arguments so that a launcher can answer ``seghw status`` without
-loading typer at all (typer pulls in pydantic)."""
+Its options are defined once, in ``parser()``: the console script (``seghw.cli.main``) answers ``seghw status`` with
+``main(argv)`` before typer is even imported (typer pulls in pydantic), and the typer app's
+``status`` command (what ``seghw --help`` lists) hands its arguments to the same ``main``."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     return (redis.RedisError, OSError)
 
 
+DESCRIPTION = ("Health of every run, from Redis (exit 0 healthy, 1 warning or unhealthy, "
+               "2 no data or Redis unreachable).")
 NO_DATA = ("no run health in Redis at {source}: start the monitor (`seghw serve monitor`), "
            "or read the stats files directly with `seghw monitor`")
 
@@ -96,15 +99,32 @@ def run(run: str | None = None, as_json: bool = False, watch: bool = False, ever
     return status_once(run, as_json)
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seghw status", description=DESCRIPTION)
+    p.add_argument("--run", help="one run: its id (logs_MMDDHHMM) or 'latest'")
+    p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+    p.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
+    p.add_argument("--every", type=float, default=2.0, help="seconds between refreshes with --watch")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seghw status", description="Health of every run, from Redis "
-                                     "(exit 0 healthy, 1 warning or unhealthy, 2 no data or Redis unreachable).")
-    parser.add_argument("--run", help="one run: its id (logs_MMDDHHMM) or 'latest'")
-    parser.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
-    parser.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
-    parser.add_argument("--every", type=float, default=2.0, help="seconds between refreshes with --watch")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     return run(args.run, args.json, args.watch, max(0.2, args.every))
+
+
+def register(app) -> None:
+    """``status`` in the typer app: the arguments go to ``main`` as they are (``--help`` too)."""
+    import typer
+
+    from seghw.cli.common import exit_with
+
+    def status(ctx) -> None:
+        exit_with(main(list(ctx.args)))
+
+    status.__annotations__ = {"ctx": typer.Context, "return": None}  # typer is not this module's import
+    app.command("status", help=DESCRIPTION, add_help_option=False,
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(status)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The ``seghw`` command. Each area registers its own subcommands; heavy imports stay inside them
-so that ``seghw status`` answers without loading Paddle."""
+"""The ``seghw`` typer app: each command module registers its own commands; heavy imports stay
+inside the commands, so that ``seghw --help`` answers without loading Paddle."""
 
 from __future__ import annotations
 
@@ -21,13 +21,15 @@ app.add_typer(serve, name="serve")
 
 
 def _register() -> None:
-    from seghw import cli_train
-    from seghw.monitor import cli_monitor
-    from seghw.stack import cli_stack
+    from seghw.cli import monitor, queue, stack, status, train
+    from seghw.cli import serve as serve_commands
 
-    cli_train.register(app, serve)
-    cli_monitor.register(app, serve)
-    cli_stack.register(app, serve)
+    train.register(app)
+    status.register(app)
+    monitor.register(app)
+    queue.register(app)
+    stack.register(app)
+    serve_commands.register(serve)
 
 
 _register()
@@ -58,7 +60,3 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         raise
     return rc if isinstance(rc, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

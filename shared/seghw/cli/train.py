@@ -186,7 +186,7 @@ def infer(
     typer.echo(f"wrote {n} clean pages and masks to {output}")
 
 
-def register(app: typer.Typer, serve: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("synth")(synth)
     app.command("eval")(evaluate)

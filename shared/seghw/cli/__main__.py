@@ -1,0 +1,5 @@
+import sys
+
+from seghw.cli import main
+
+sys.exit(main())
