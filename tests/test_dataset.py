@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seghw.data.dataset import (
-    EvalBatches,
-    PairSet,
-    TrainBatches,
-    derive_mask,
-    load_split,
-    scan_pairs,
-)
+from seghw.data.batches import EvalBatches, TrainBatches
+from seghw.data.dataset import PairSet, derive_mask, load_split, scan_pairs
 from seghw.data.synth import write_dataset
 from seghw.errors import ConfigError, DataError
 

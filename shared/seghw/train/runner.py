@@ -219,7 +219,7 @@ def run(cfg: TrainConfig, run_dir: Path | None = None, resume_from: Path | None 
 
 
 def _assemble(cfg: TrainConfig, run_dir: Path, device: str, split):
-    from seghw.data.dataset import EvalBatches, TrainBatches
+    from seghw.data.batches import EvalBatches, TrainBatches
     from seghw.errors import DataError
 
     world = distributed.world_size()
