@@ -307,7 +307,8 @@ def test_non_finite_loss_marks_the_run_diverged(tmp_path, cache):
 
 def test_bad_config_values_are_refused_by_name(tmp_path, cache):
     for flags, named in ((["--epochs", "-1"], "epochs=-1"), (["--image-size", "30"], "image_size=30"),
-                         (["--device", "tpu"], "device='tpu'")):
+                         (["--device", "tpu"], "device='tpu'"), (["--lr", "inf"], "lr=inf"),
+                         (["--lr", "nan"], "lr=nan")):
         proc = run_seghw(["train", *TINY, *flags, "--log-root", str(tmp_path)], cache)
         assert proc.returncode == 2, flags
         assert named in proc.stderr and "Traceback" not in proc.stderr

@@ -14,7 +14,8 @@ Device = Literal["auto", "cpu", "gpu"]
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan: an infinite learning rate or threshold is a typo, not a setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     preset: Literal["gpu", "cpu-demo", "cpu-long"] = "gpu"
     # data: a folder in the images/ gts/ [masks/] layout, or a synthetic set of N pairs
