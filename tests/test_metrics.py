@@ -317,7 +317,8 @@ def test_removal_by_label_splits_the_handwriting_counts():
     label = np.zeros((64, 64), np.uint8)
     label[40:44, 8:32], label[40:44, 32:56] = 1, 3
     by = m.removal_by_label(image, out, gt, mask, label, ["mnist in blue", "lasa in blue", "dkg in red"])
-    assert by == {"mnist in blue": {"hw_pixels": 96, "hw_removed": 48}, "dkg in red": {"hw_pixels": 96, "hw_removed": 0}}
+    assert by == {"mnist in blue": {"hw_pixels": 96, "hw_removed": 48},
+                  "dkg in red": {"hw_pixels": 96, "hw_removed": 0}}
     whole = m.ink_counts(image, out, gt, mask)
     assert sum(c["hw_pixels"] for c in by.values()) == whole["hw_pixels"]
     with pytest.raises(ValueError, match="no name"):
