@@ -190,3 +190,45 @@ def test_binarized_pages_mask_only_ink_that_shows() -> None:
             assert not (mask.astype(bool) & (changed == 0)).any(), seed
             return
     pytest.fail("no binarized page in 60 seeds")
+
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@pytest.mark.skipif(not DEJAVU.exists(), reason="needs DejaVu Sans (fonts-dejavu-core)")
+def test_hand_faces_write_and_never_print(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    # File names decide the role: a training hand, the evaluation set's hand, a print face.
+    for name in ("Humor-Sans.ttf", "dkg-handwriting.ttf", "DejaVuSans.ttf"):
+        shutil.copyfile(DEJAVU, tmp_path / name)
+    monkeypatch.setenv("SEGHW_FONT_DIRS", str(tmp_path))
+    assert [Path(f.path).name for f in fontmod.available_fonts()] == ["DejaVuSans.ttf"]
+    hands = fontmod.hand_fonts()
+    assert [Path(f.path).name for f in hands] == ["Humor-Sans.ttf"]
+    assert fontmod.hand_kind("dkg-handwriting.ttf") == "eval" and fontmod.hand_kind("DejaVuSans.ttf") is None
+
+    changed = 0
+    for seed in range(8):
+        image, gt, mask = generate_pair(seed, 128, hands=hands)
+        plain = generate_pair(seed, 128, hands=())
+        diff = np.abs(image.astype(int) - gt.astype(int)).max(axis=2)
+        near = cv2.dilate(mask, np.ones((9, 9), np.uint8)) > 0
+        assert diff[~near].mean() < 2.5, seed  # written words are in the mask like strokes
+        changed += not np.array_equal(mask, plain[2])
+    assert changed >= 2, "about half of the pages are written with the hand's face"
+
+
+def test_hand_text_is_ink_of_the_asked_height() -> None:
+    from seghw.data.fonts import FontFace
+    from seghw.data.synth import _hand_text
+
+    face = FontFace(str(DEJAVU), 0, False) if DEJAVU.exists() else None
+    if face is None:
+        pytest.skip("needs DejaVu Sans")
+    rng = np.random.default_rng(0)
+    written = _hand_text(rng, face, "answer", 10, 20, 16.0, 1.5, "blue")
+    assert written is not None and written.ink == "blue"
+    rows = np.flatnonzero((written.alpha > 0.3).any(axis=1))
+    assert 10 <= rows.size <= 30, rows.size  # about the hand height (the face's x-height and ascenders)
+    assert 0.0 <= written.alpha.min() and written.alpha.max() <= 1.0 and written.alpha.max() > 0.5
