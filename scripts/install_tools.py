@@ -41,11 +41,6 @@ def _has_cjk_font() -> bool:
     return "Noto Sans CJK" in out
 
 
-def _has_hand_fonts() -> bool:
-    folders = ("breip", "humor-sans", "klee", "seto")
-    return all(any(Path("/usr/share/fonts/truetype", f).glob("*.ttf")) for f in folders)
-
-
 def _engine_or_dockerd() -> bool:
     # An engine that answers (Docker Desktop, a docker group) is enough; as root, a dockerd that the
     # compose tier starts for itself.
@@ -66,9 +61,6 @@ NEEDS = (
     Need("nginx (the password proxy in front of VisualDL)",
          lambda: shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin") is not None, ("nginx",)),
     Need("Noto CJK fonts (synthetic exam sheets)", _has_cjk_font, ("fontconfig", "fonts-noto-cjk")),
-    # Faces traced from real hands that synthetic answers are written in (seghw.data.fonts.HAND_FACES).
-    Need("handwriting faces (synthetic answers)", _has_hand_fonts,
-         ("fonts-breip", "fonts-humor-sans", "fonts-klee", "fonts-seto")),
     Need("docker-compose 1.29 (compose file checks)", lambda: shutil.which("docker-compose") is not None,
          ("docker-compose",)),
     Need("a Docker engine (compose tier)", _engine_or_dockerd, ("docker.io",)),

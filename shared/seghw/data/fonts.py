@@ -1,7 +1,5 @@
 """Fonts for the printed part of synthetic pages: whatever the system has (CJK faces included),
-else Pillow's bundled font, so generation works on a bare container. Faces traced from real hands
-are kept out of the print: the generator writes handwriting with some of them (``hand_fonts``), and
-the one the real-source evaluation set writes with is used by neither side of training."""
+else Pillow's bundled font, so generation works on a bare container."""
 
 from __future__ import annotations
 
@@ -24,12 +22,6 @@ FONT_DIRS: tuple[str, ...] = (
 _SUFFIXES = (".ttf", ".ttc", ".otf")
 # Symbol, emoji and math faces render boxes or pictographs instead of text.
 _SKIP_WORDS = ("emoji", "symbol", "math", "dingbat", "wingding", "icon", "awesome")
-# Faces traced from real hands, by file name: Debian's fonts-breip, fonts-humor-sans, fonts-klee and
-# fonts-seto. Training pages are written with them, never printed with them.
-HAND_FACES = ("breip", "humor-sans", "kleeone", "setofont")
-# Faces of the real-source evaluation set's handwriting (fonts-dkg-handwriting): neither print nor
-# training handwriting, wherever they are installed.
-EVAL_HAND_FACES = ("dkg",)
 _CJK_PROBE = "的中国学"
 _LATIN_PROBE = "Aag5"
 
@@ -83,18 +75,8 @@ def _probe(path: Path) -> FontFace | None:
         return None
 
 
-def hand_kind(path: str | Path) -> str | None:
-    """"train" for a face the generator writes with, "eval" for the evaluation set's, else None."""
-    name = Path(path).name.lower()
-    if name.startswith(HAND_FACES):
-        return "train"
-    if name.startswith(EVAL_HAND_FACES):
-        return "eval"
-    return None
-
-
-@functools.lru_cache(maxsize=8)
-def _discover(dirs: tuple[Path, ...], hands: bool = False) -> tuple[FontFace, ...]:
+@functools.lru_cache(maxsize=4)
+def _discover(dirs: tuple[Path, ...]) -> tuple[FontFace, ...]:
     found: list[FontFace] = []
     seen: set[str] = set()
     for d in dirs:
@@ -102,8 +84,6 @@ def _discover(dirs: tuple[Path, ...], hands: bool = False) -> tuple[FontFace, ..
             continue
         for p in sorted(d.rglob("*")):
             if p.suffix.lower() not in _SUFFIXES or not p.is_file():
-                continue
-            if hand_kind(p) != ("train" if hands else None):
                 continue
             real = str(p.resolve())
             if real in seen:
@@ -116,14 +96,8 @@ def _discover(dirs: tuple[Path, ...], hands: bool = False) -> tuple[FontFace, ..
 
 
 def available_fonts() -> tuple[FontFace, ...]:
-    """Usable print faces in a stable order (sorted paths), probed once per process."""
+    """Usable faces in a stable order (sorted paths), probed once per process."""
     return _discover(tuple(_font_dirs()))
-
-
-def hand_fonts() -> tuple[FontFace, ...]:
-    """The faces traced from real hands that training pages are written with (``HAND_FACES``),
-    in the same font folders; empty when none is installed."""
-    return _discover(tuple(_font_dirs()), hands=True)
 
 
 def fonts_fingerprint(fonts: tuple[FontFace, ...]) -> str:

@@ -20,11 +20,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from seghw.atomic import write_atomic, write_json_atomic
-from seghw.data.fonts import FontFace, available_fonts, fonts_fingerprint, hand_fonts, load_font
+from seghw.data.fonts import FontFace, available_fonts, fonts_fingerprint, load_font
 from seghw.errors import ConfigError
 
 # Bump whenever the pictures a seed produces change: cached datasets are keyed on it.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 4
 MANIFEST = "dataset.json"
 MASK_ALPHA_THRESHOLD = 0.08
 MIN_SIZE = 16
@@ -107,27 +107,12 @@ class _Stroke:
 
 
 @dataclass
-class _Written:
-    """Words written in a face traced from a real hand: ink alpha (0..1) placed at ``x``, ``y``."""
-    x: int
-    y: int
-    alpha: np.ndarray  # (h, w) float32
-    ink: str
-
-
-@dataclass
 class _Page:
     h: int
     w: int
     text_px: int
     text_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
     blanks: list[tuple[int, int, int, int]] = field(default_factory=list)  # places meant for answers
-    hands: tuple[FontFace, ...] = ()  # faces traced from real hands (seghw.data.fonts.hand_fonts)
-
-
-# Share of pages whose answers are written in a face traced from a real hand (when one is installed)
-# instead of the generator's own strokes.
-HAND_FONT_PAGES = 0.5
 
 
 def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -533,57 +518,7 @@ def _scribble(rng: np.random.Generator, box: tuple[float, float, float, float]) 
     return [_catmull_rom(np.stack([xs, ys], axis=1), max(1.0, (y1 - y0) / 12))]
 
 
-def _face_has(face: FontFace, text: str) -> bool:
-    from seghw.data.fonts import _has_glyphs
-
-    return _has_glyphs(load_font(face, 20), text.replace(" ", ""))
-
-
-_COVERED: dict[tuple[str, int], str] = {}
-
-
-def _covered_cjk(face: FontFace) -> str:
-    """The generator's CJK characters that ``face`` has glyphs for (once per face)."""
-    key = (face.path, face.index)
-    if key not in _COVERED:
-        _COVERED[key] = "".join(ch for ch in _CJK_CHARS if _face_has(face, ch)) if face.cjk else ""
-    return _COVERED[key]
-
-
-def _hand_text(rng: np.random.Generator, face: FontFace, text: str, x: float, y: float, hh: float,
-               pen: float, ink: str) -> _Written | None:
-    """``text`` written ``hh`` px high in ``face``: drawn at 4x, leaned, turned a little, the stroke
-    thickened towards ``pen`` px, pressure varying along the line, then area-downsampled."""
-    ss = _SUPERSAMPLE
-    size = max(6, int(round(hh * 1.15 * ss)))
-    font = load_font(face, size)
-    natural = 0.08 * size  # a handwriting face's stroke is about 8 % of its size
-    grow = int(round(max(0.0, pen * ss - natural) / 2))
-    left, top, right, bottom = font.getbbox(text, stroke_width=grow)
-    if right <= left or bottom <= top:
-        return None
-    pad = 2 * ss + grow
-    canvas = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
-    ImageDraw.Draw(canvas).text((pad - left, pad - top), text, font=font, fill=255, stroke_width=grow,
-                                stroke_fill=255)
-    a = np.asarray(canvas, np.float32) / 255.0
-    ch, cw = a.shape
-    shear, angle = rng.uniform(-0.12, 0.3), rng.normal(0.0, 2.0)
-    m = cv2.getRotationMatrix2D((cw / 2, ch / 2), angle, 1.0)
-    m[0, 1] -= shear
-    m[0, 2] += shear * ch / 2
-    a = cv2.warpAffine(a, m, (cw, ch), flags=cv2.INTER_LINEAR, borderValue=0.0)
-    if natural > pen * ss * 1.3 and pen * ss >= 2:  # finer pen than the face: thin the strokes
-        k = int(min(3, (natural - pen * ss) / 2)) * 2 + 1
-        a = cv2.erode(a, np.ones((k, k), np.uint8))
-    out_w, out_h = max(1, cw // ss), max(1, ch // ss)
-    a = cv2.resize(a[: out_h * ss, : out_w * ss], (out_w, out_h), interpolation=cv2.INTER_AREA)
-    pressure = 0.8 + 0.2 * np.sin(np.linspace(0, rng.uniform(2, 9), out_w) + rng.uniform(0, 6.3))
-    a *= pressure[None, :].astype(np.float32)
-    return _Written(int(round(x)) - pad // ss, int(round(y)) - pad // ss, a, ink)
-
-
-def _plan_handwriting(rng: np.random.Generator, page: _Page, fallback: bool = False) -> list[_Stroke | _Written]:
+def _plan_handwriting(rng: np.random.Generator, page: _Page, fallback: bool = False) -> list[_Stroke]:
     """Pen strokes for the page: answers in blanks, marks on printed text, grades anywhere.
     ``fallback`` writes one line of answer inside the canvas instead (for crops that got no ink)."""
     h, w, t = page.h, page.w, page.text_px
@@ -598,26 +533,7 @@ def _plan_handwriting(rng: np.random.Generator, page: _Page, fallback: bool = Fa
     if primary == "pencil":
         pen *= 1.2
     cjk_hand = rng.random() < 0.5
-    face = page.hands[int(rng.integers(len(page.hands)))] if page.hands else None
-    if rng.random() >= HAND_FONT_PAGES:
-        face = None
-    strokes: list[_Stroke | _Written] = []
-
-    def write_with_face(x: float, y0: float, x1: float, ink: str, hh: float) -> float:
-        """One word (or a few characters, or digits) in the hand's face; returns the x after it."""
-        kind = rng.random()
-        chars = _covered_cjk(face) if cjk_hand else ""
-        if kind < 0.15:
-            text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(1, 4))))
-        elif chars:
-            text = "".join(rng.choice(list(chars), size=int(rng.integers(1, 5))))
-        else:
-            text = str(rng.choice(_LATIN_WORDS))
-        written = _hand_text(rng, face, text, x, y0, hh, pen * rng.uniform(0.85, 1.15), ink)
-        if written is None or x + written.alpha.shape[1] > x1 + hh:
-            return x1
-        strokes.append(written)
-        return x + written.alpha.shape[1] + hh * rng.uniform(0.2, 0.6)
+    strokes: list[_Stroke] = []
 
     def add(paths: list[np.ndarray], ink: str, width: float) -> None:
         strokes.extend(_Stroke(p, min(8.0, width * rng.uniform(0.85, 1.15)), ink) for p in paths if len(p) >= 2)
@@ -625,9 +541,6 @@ def _plan_handwriting(rng: np.random.Generator, page: _Page, fallback: bool = Fa
     def write_line(x0: float, y0: float, x1: float, ink: str, hh: float) -> None:
         x = x0
         while x < x1 - hh * 0.8:
-            if face is not None:
-                x = write_with_face(x, y0, x1, ink, hh)
-                continue
             kind = rng.random()
             if kind < 0.15:
                 n = int(rng.integers(1, 4))
@@ -697,27 +610,11 @@ def _plan_handwriting(rng: np.random.Generator, page: _Page, fallback: bool = Fa
     return strokes
 
 
-def _put_written(rng: np.random.Generator, wr: _Written, trans: np.ndarray, alpha: np.ndarray,
-                 color: np.ndarray, opacity: float) -> None:
-    h, w = alpha.shape
-    ah, aw = wr.alpha.shape
-    x0, y0 = max(0, wr.x), max(0, wr.y)
-    x1, y1 = min(w, wr.x + aw), min(h, wr.y + ah)
-    if x1 <= x0 or y1 <= y0:
-        return
-    a = wr.alpha[y0 - wr.y : y1 - wr.y, x0 - wr.x : x1 - wr.x] * np.float32(opacity)
-    if wr.ink == "pencil":
-        a = a * rng.uniform(0.55, 1.0, a.shape).astype(np.float32)
-    trans[y0:y1, x0:x1] *= 1.0 - a[..., None] * (1.0 - color)
-    np.maximum(alpha[y0:y1, x0:x1], a, out=alpha[y0:y1, x0:x1])
-
-
 def _render_ink(
-    rng: np.random.Generator, strokes: Sequence[_Stroke | _Written], h: int, w: int
+    rng: np.random.Generator, strokes: Sequence[_Stroke], h: int, w: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Transmission (H,W,3; 1 = no ink) and ink alpha (H,W), drawn per stroke in its own bounding box
-    at 4x resolution and area-downsampled: anti-aliased edges and sub-pixel widths for free (words in
-    a hand's face come drawn that way already)."""
+    at 4x resolution and area-downsampled: anti-aliased edges and sub-pixel widths for free."""
     trans = np.ones((h, w, 3), np.float32)
     alpha = np.zeros((h, w), np.float32)
     ss = _SUPERSAMPLE
@@ -727,9 +624,6 @@ def _render_ink(
     }
     ink_opacity = {name: rng.uniform(*op) for name, (_, op) in INKS.items()}
     for st in strokes:
-        if isinstance(st, _Written):
-            _put_written(rng, st, trans, alpha, ink_colors[st.ink], ink_opacity[st.ink])
-            continue
         pts = st.points
         pad = st.width + 2
         x0 = max(0, int(math.floor(pts[:, 0].min() - pad)))
@@ -797,27 +691,24 @@ def _scan(rng: np.random.Generator, pages: np.ndarray, text_px: int) -> np.ndarr
 
 
 def generate_pair(
-    seed: int, size: int | tuple[int, int], *, fonts: Sequence[FontFace] | None = None,
-    hands: Sequence[FontFace] | None = None,
+    seed: int, size: int | tuple[int, int], *, fonts: Sequence[FontFace] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One synthetic pair: ``(image, gt, mask)``.
 
     ``size`` is the side of a square or ``(height, width)``. ``image`` and ``gt`` are HxWx3 uint8 RGB
     (the same page and scan effects, with and without handwriting); ``mask`` is HxW uint8, 255 where
     handwriting ink has alpha above ``MASK_ALPHA_THRESHOLD``. ``fonts`` defaults to the system's
-    print fonts (``()`` forces Pillow's bundled font); ``hands`` to the installed faces traced from
-    real hands (``seghw.data.fonts.hand_fonts``; ``()``: the generator's own strokes only). Small
-    sizes show a fragment of a page at a legible scale; large sizes a whole page.
+    fonts (``()`` forces Pillow's bundled font). Small sizes show a fragment of a page at a legible
+    scale; large sizes a whole page.
     """
     if seed < 0:
         raise ConfigError(f"seed must be >= 0 (got {seed})")
     h, w = _size_hw(size)
     fonts = available_fonts() if fonts is None else tuple(fonts)
-    hands = hand_fonts() if hands is None else tuple(hands)
     rng = np.random.default_rng(seed)
     # 100-300 dpi: body text from about 13 to 40 px high at 256-px pages.
     text_px = int(np.clip(min(h, w) / 12.0 * rng.uniform(0.6, 1.7), 7, 40))
-    page = _Page(h, w, text_px, hands=hands)
+    page = _Page(h, w, text_px)
     paper = _paper(rng, h, w)
     cov, colour_cov = _draw_printed(rng, page, fonts)
     print_color = np.full(3, rng.uniform(0.02, 0.25), np.float32) + rng.normal(0, 0.015, 3).astype(np.float32)
@@ -865,7 +756,7 @@ def _manifest(count: int, size: int, seed: int) -> dict:
         "count": count,
         "size": size,
         "seed": seed,
-        "fonts": fonts_fingerprint(available_fonts() + hand_fonts()),
+        "fonts": fonts_fingerprint(available_fonts()),
     }
 
 
