@@ -73,6 +73,9 @@ TABLE_HEADERS = [
     "| method | PSNR dB | SSIM | MS-SSIM | score | PSNR vs input | print kept | handwriting removed | s/image |",
     "| minutes | val PSNR dB | real print kept | real print PSNR vs input | real handwriting removed | "
     "print kept beside it | gain over identity (written) |",
+    "| source | black | blue | all |",
+    "| method | strokes missed (mask < 0.5) | strokes found, not painted back | beside strokes (2 px) "
+    "| away from strokes (print, paper) |",
 ]
 
 
@@ -108,7 +111,9 @@ REAL_POINT = {"real_print_kept": 0.997, "real_print_psnr": 41.5, "real_hw_remove
 def quality_rows(print_kept: float = 0.95) -> list[dict]:
     return [{"method": m, "psnr": p, "ssim": 0.9, "ms_ssim": 0.95, "score": 0.6, "psnr_input": 30.0,
              "print_kept": print_kept, "hw_removed": 0.7,
-             "seconds_per_image": None if m.startswith("identity") else 0.05}
+             "seconds_per_image": None if m.startswith("identity") else 0.05,
+             "error_shares": {"missed": 0.25, "unpainted": 0.25, "beside": 0.1, "away": 0.4},
+             **({"hw_removed_by": BY_SOURCE} if m.startswith("model") else {})}
             for m, p in METHODS]
 
 
@@ -118,6 +123,10 @@ def proxy_visits(way: str) -> dict[str, list[float]]:
     if way != "proxy, fresh":
         visits.update(warm_seconds=[seconds, seconds], warm_bytes=[size, size], warm_requests=[9, 9])
     return visits
+
+
+BY_SOURCE = {"mnist in black": {"pixels": 300, "removed": 0.5}, "mnist in blue": {"pixels": 100, "removed": 1.0},
+             "lasa in black": {"pixels": 100, "removed": 0.0}}
 
 
 def results() -> dict[str, dict]:
@@ -214,6 +223,10 @@ def test_full_document_structure(tmp_path):
     assert [line.split(" | ")[0][2:] for line in lines if line.startswith("| --")] == VARIANTS
     assert "| model (cpu-demo) | 33.00 | 0.9000 | 0.9500 | 0.6000 | 30.00 | 95.0 % | 70.0 % | 0.050 |" in lines
     assert "| identity (input as output) | 22.00 | 0.9000 | 0.9500 | 0.6000 | 30.00 | 95.0 % | 70.0 % | n/a |" in lines
+    # The written pages by source and ink (pooled by pixels), and where the error sits.
+    assert "| mnist | 50.0 % (300) | 100.0 % (100) | 62.5 % (400) |" in lines
+    assert "| all | 37.5 % (400) | 100.0 % (100) | 50.0 % (500) |" in lines
+    assert "| model (cpu-demo) | 25.0 % | 25.0 % | 10.0 % | 40.0 % |" in lines
     curve = [line for line in lines if re.match(r"\| \d+\.\d \| \d+\.\d\d \| ", line)]
     # Only the points that measured the real set too: every third epoch here.
     assert len(curve) == 10 and curve[-1] == "| 15.0 | 55.00 | 99.7 % | 41.50 dB | 73.0 % | 99.2 % | +2.70 dB |"

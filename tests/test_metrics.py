@@ -285,3 +285,41 @@ def test_ink_shares_without_ink_are_none():
     assert m.ink_shares(counts) == {"print_kept": None, "hw_removed": None}
     with pytest.raises(ValueError, match="mask"):
         m.ink_counts(page, page, page, np.zeros((16, 32), np.uint8))
+
+
+def test_error_regions_split_the_squared_error_where_it_sits():
+    gt, mask = _printed_page()
+    out = gt.copy()
+    out[40:44, 8:32] = (30, 30, 30)  # strokes left (10 levels off per channel), half of them unseen
+    out[40:44, 32:56] = (250, 240, 240)  # the other half found and painted, 10 levels off in red
+    out[44, 8:56] = 230  # the row just below the strokes: 10 levels off per channel
+    out[10, 8:56] = 30  # the print's top row, 10 levels off per channel
+    found = np.zeros((64, 64), np.uint8)
+    found[40:44, 32:56] = 255
+    e = m.error_regions(out, gt, mask, found)
+    assert e["missed"] == 4 * 24 * 3 * 210.0**2
+    assert e["unpainted"] == 4 * 24 * 10.0**2
+    assert e["beside"] == 48 * 3 * 10.0**2
+    assert e["away"] == 48 * 3 * 10.0**2
+    shares = m.shares(e)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert m.shares(m.error_regions(gt, gt, mask, found)) == dict.fromkeys(m.ERROR_REGIONS)
+    with pytest.raises(ValueError, match="masks"):
+        m.error_regions(gt, gt, mask, found[:32])
+
+
+def test_removal_by_label_splits_the_handwriting_counts():
+    gt, mask = _printed_page()
+    image = gt.copy()
+    image[40:44, 8:56] = (40, 60, 200)
+    out = image.copy()
+    out[40:44, 8:20] = gt[40:44, 8:20]  # the first 12 columns removed
+    label = np.zeros((64, 64), np.uint8)
+    label[40:44, 8:32], label[40:44, 32:56] = 1, 3
+    by = m.removal_by_label(image, out, gt, mask, label, ["mnist in blue", "lasa in blue", "dkg in red"])
+    assert by == {"mnist in blue": {"hw_pixels": 96, "hw_removed": 48},
+                  "dkg in red": {"hw_pixels": 96, "hw_removed": 0}}
+    whole = m.ink_counts(image, out, gt, mask)
+    assert sum(c["hw_pixels"] for c in by.values()) == whole["hw_pixels"]
+    with pytest.raises(ValueError, match="no name"):
+        m.removal_by_label(image, out, gt, mask, label, ["one"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from seghw.data import realset
 from seghw.data.dataset import scan_pairs
@@ -51,13 +52,20 @@ def test_builds_both_sets_with_exact_truth(tmp_path: Path) -> None:
         far = cv2.dilate(mask, np.ones((49, 49), np.uint8)) == 0
         assert far.any() and np.array_equal(image[far], gt[far])
         assert np.abs(image.astype(int) - gt.astype(int))[mask > 0].max() > 40
+        # Every mask pixel is labelled with the source and ink of its strokes, and nothing else is.
+        label = np.asarray(Image.open(tmp_path / "written" / "sources" / f"{pair.name}.png"))
+        assert np.array_equal(label > 0, mask > 0)
+        names = json.loads((tmp_path / "written" / "sources" / "labels.json").read_text())
+        item = next(w for w in manifest["written"] if w["name"] == pair.name)
+        assert {names[v - 1] for v in np.unique(label[label > 0])} <= set(item["handwriting"])
 
 
 def test_the_same_seed_builds_the_same_set(tmp_path: Path) -> None:
     pages = [("p", _page(0), 14.0)]
     for out in ("a", "b"):
         realset.build(tmp_path / out, pages, _hands(), [], seed=5, print_count=2, written_count=2)
-    for sub in ("print/images/print_001.png", "written/images/written_001.png", "written/masks/written_001.png"):
+    for sub in ("print/images/print_001.png", "written/images/written_001.png", "written/masks/written_001.png",
+                "written/sources/written_001.png"):
         assert (tmp_path / "a" / sub).read_bytes() == (tmp_path / "b" / sub).read_bytes()
 
 
@@ -68,6 +76,12 @@ def test_evaluation_reports_harm_and_removal(tmp_path: Path) -> None:
     assert printed["identity"]["hw_removed"] is None
     written = {r["method"]: r for r in evaluate_dataset(tmp_path / "written", None)}
     assert written["identity"]["hw_removed"] == 0.0 and written["identity"]["print_kept"] == 1.0
+    # By source: the identity removes nothing of any of them, and misses every stroke.
+    by = written["identity"]["hw_removed_by"]
+    assert by and {k.split(" in ")[0] for k in by} <= {"mnist", "lasa"}
+    assert all(c["removed"] == 0.0 and c["pixels"] > 0 for c in by.values())
+    assert written["identity"]["error_shares"]["missed"] > 0.5
+    assert written["identity"]["error_shares"]["unpainted"] == 0.0
 
     def erase_everything(batch):  # a "model" that paints the whole page white
         return np.ones_like(batch), np.ones_like(batch[:, :1])

@@ -35,6 +35,31 @@ def _save_png(path: Path, array: np.ndarray) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
+LABELS = "sources"  # optional DIR/sources/NAME.png (label per mask pixel) with DIR/sources/labels.json (names)
+
+
+def read_labels(data: Path) -> tuple[list[str], Path] | None:
+    """The names of ``data``'s stroke labels and their folder, when it has them (the real set does)."""
+    import json
+
+    folder = Path(data) / LABELS
+    try:
+        names = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return [str(n) for n in names], folder
+
+
+def read_label(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L")).copy()
+    except Exception as exc:
+        raise DataError(f"cannot read label image {path}: {exc}") from None
+
+
 def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, multiple: int = 16) -> list[dict]:
     """Quality of the model, the identity and the classical baseline on every pair of ``data``.
 
@@ -42,6 +67,8 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     (PSNR of the output against the input: on print-only pages, where the truth is the input, the
     "no harm" figure) and the shares of printed ink kept and of handwriting ink removed, pooled over
     the pages (:func:`seghw.metrics.ink_counts`; the mask is ``masks/`` or derived from the pair).
+    ``error_shares`` says where the squared error sits (:func:`seghw.metrics.error_regions`), and when
+    ``data`` labels its strokes (``sources/``) ``hw_removed_by`` gives the removed share per label.
     ``predict=None`` leaves the model out.
     """
     from seghw import baselines, metrics
@@ -49,6 +76,7 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     from seghw.tiling import tile_predict
 
     pairs = scan_pairs(Path(data))
+    labels = read_labels(Path(data))
     methods: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
     if predict is not None:
         methods["model"] = lambda img: tile_predict(img, predict, window=window, overlap=window // 8,
@@ -57,15 +85,18 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     methods["classical (ink threshold + Telea)"] = baselines.classical
     scores: dict[str, list[dict]] = {name: [] for name in methods}
     counts: dict[str, dict[str, int]] = {name: {} for name in methods}
+    errors: dict[str, dict[str, float]] = {name: {} for name in methods}
+    by_label: dict[str, dict[str, dict[str, int]]] = {name: {} for name in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for pair in pairs:
         image, gt = read_rgb(pair.image), read_rgb(pair.gt)
         if image.shape != gt.shape:
             raise DataError(f"{pair.image.name}: image {image.shape[:2]} and gt {gt.shape[:2]} differ in size")
         mask = read_mask(pair.mask) if pair.mask is not None else derive_mask(image, gt)
+        label = read_label(labels[1] / f"{pair.name}.png") if labels else None
         for name, method in methods.items():
             t0 = time.perf_counter()
-            clean, _mask = method(image)
+            clean, found = method(image)
             seconds[name] += time.perf_counter() - t0
             p = metrics.psnr(clean, gt)
             ms = metrics.ms_ssim(clean, gt)
@@ -73,6 +104,13 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
                                  "score": metrics.score(p, ms), "psnr_input": metrics.psnr(clean, image)})
             for key, value in metrics.ink_counts(image, clean, gt, mask).items():
                 counts[name][key] = counts[name].get(key, 0) + value
+            for key, value in metrics.error_regions(clean, gt, mask, found).items():
+                errors[name][key] = errors[name].get(key, 0.0) + value
+            if label is not None:
+                for key, value in metrics.removal_by_label(image, clean, gt, mask, label, labels[0]).items():
+                    got = by_label[name].setdefault(key, {"hw_pixels": 0, "hw_removed": 0})
+                    got["hw_pixels"] += value["hw_pixels"]
+                    got["hw_removed"] += value["hw_removed"]
     rows = []
     for name, per_image in scores.items():
         def mean(key, per_image=per_image):
@@ -82,7 +120,12 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
         rows.append({"method": name, "images": len(per_image), "psnr": mean("psnr"), "ssim": mean("ssim"),
                      "ms_ssim": mean("ms_ssim"), "score": mean("score"), "psnr_input": mean("psnr_input"),
                      **metrics.ink_shares(counts[name]),
-                     "seconds_per_image": seconds[name] / max(1, len(per_image))})
+                     "seconds_per_image": seconds[name] / max(1, len(per_image)),
+                     "error_shares": metrics.shares(errors[name])})
+        if labels:
+            rows[-1]["hw_removed_by"] = {key: {"pixels": c["hw_pixels"],
+                                               "removed": c["hw_removed"] / c["hw_pixels"]}
+                                         for key, c in by_label[name].items() if c["hw_pixels"]}
     return rows
 
 

@@ -291,3 +291,50 @@ def ink_shares(counts: dict[str, int]) -> dict[str, float | None]:
         return counts[part] / counts[whole] if counts.get(whole) else None
 
     return {"print_kept": share("print_kept", "print_pixels"), "hw_removed": share("hw_removed", "hw_pixels")}
+
+
+ERROR_REGIONS = ("missed", "unpainted", "beside", "away")
+
+
+def error_regions(out_u8: np.ndarray, gt_u8: np.ndarray, mask_u8: np.ndarray, found_u8: np.ndarray) -> dict[str, float]:
+    """Where the squared error of ``out`` against the truth sits on one page (sums over pixels and
+    channels, so they add up over a dataset and to the page's total):
+
+    - ``missed``: handwriting (``mask``) where the predicted mask ``found`` is under half;
+    - ``unpainted``: handwriting the predicted mask found, not painted back to the truth;
+    - ``beside``: within :data:`HW_MARGIN` px of the handwriting (stroke rims, blur);
+    - ``away``: everything else: print and paper changed where there was no handwriting.
+    """
+    _check_pair(out_u8, gt_u8)
+    mask = np.asarray(mask_u8) > 127
+    found = np.asarray(found_u8) >= 128
+    if mask.shape != gt_u8.shape[:2] or found.shape != mask.shape:
+        raise ValueError(f"masks {mask.shape} and {found.shape} do not match the page {gt_u8.shape[:2]}")
+    sq = np.square(out_u8.astype(np.float64) - gt_u8.astype(np.float64))
+    sq = sq.reshape(*mask.shape, -1).sum(axis=-1)
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((2 * HW_MARGIN + 1,) * 2, np.uint8)) > 0
+    return {"missed": float(sq[mask & ~found].sum()), "unpainted": float(sq[mask & found].sum()),
+            "beside": float(sq[near & ~mask].sum()), "away": float(sq[~near].sum())}
+
+
+def shares(sums: dict[str, float]) -> dict[str, float | None]:
+    """Each sum as a share of their total (``None`` each when the total is 0)."""
+    total = sum(sums.values())
+    return {k: (v / total if total > 0 else None) for k, v in sums.items()}
+
+
+def removal_by_label(image_u8: np.ndarray, out_u8: np.ndarray, gt_u8: np.ndarray, mask_u8: np.ndarray,
+                     label: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
+    """:func:`ink_counts`'s handwriting counts split by a label image (value ``i + 1`` = ``names[i]``,
+    0 = none): ``{name: {"hw_pixels", "hw_removed"}}`` for the labels present on the page."""
+    label = np.asarray(label)
+    if label.shape != gt_u8.shape[:2]:
+        raise ValueError(f"label {label.shape} does not match the page {gt_u8.shape[:2]}")
+    out = {}
+    for value in np.unique(label[label > 0]):
+        if value > len(names):
+            raise ValueError(f"label value {value} has no name ({len(names)} names)")
+        part = np.where(label == value, np.asarray(mask_u8), 0).astype(np.uint8)
+        c = ink_counts(image_u8, out_u8, gt_u8, part)
+        out[names[int(value) - 1]] = {"hw_pixels": c["hw_pixels"], "hw_removed": c["hw_removed"]}
+    return out

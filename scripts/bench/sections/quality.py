@@ -26,9 +26,12 @@ OPTIONS = (
     Option("quality_curve_every", int, 3, 1, "epochs between the learning curve's points on the real set"),
     Option("realset", str, "build/realset", "build/realset",
            "the real-source set, built if missing (a relative path is taken from the checkout)"),
+    Option("quality_config", str, None, None, "a config file (JSON) of settings over the preset's, for variants"),
     Option("real_picture", Path, None, None, "also write the real pages' picture here (make bench: docs/images)"),
+    Option("quality_keep", Path, None, None, "copy the quality run's folder (checkpoints, records) here"),
 )
-REPRODUCE = tuple(o.name for o in OPTIONS if o.name != "real_picture")
+NOT_REPRODUCED = ("real_picture", "quality_keep", "quality_config")  # the config file is named when given
+REPRODUCE = tuple(o.name for o in OPTIONS if o.name not in NOT_REPRODUCED)
 HELD_OUT_SEED, HELD_OUT_COUNT, HELD_OUT_SIZE = 999, 12, 256
 REAL_WINDOW = 512
 # The learning curve measures the real set every few epochs on its first pages (the clock stops meanwhile).
@@ -126,7 +129,8 @@ def measure(b: Bench) -> dict[str, Any]:
     overrides = dict(synthetic=a.quality_synthetic, max_steps_per_epoch=a.quality_epoch_steps)
 
     def config(**more):
-        return build_config(a.quality_preset, log_root=str(b.tmp / "quality"), **overrides, **more)
+        return build_config(a.quality_preset, config_file=a.quality_config, log_root=str(b.tmp / "quality"),
+                            **overrides, **more)
 
     probe = config(observers=False)
     # Epochs sized so the schedule (warm-up, cosine decay) ends near the budget at the preset's rate on
@@ -192,6 +196,9 @@ def measure(b: Bench) -> dict[str, Any]:
           f"input; written pages {pct(q['real_hw_removed'])} of the handwriting removed, "
           f"{pct(q['real_written_print_kept'])} of the print kept, {q['real_gain_identity']:+.2f} dB over identity, "
           f"{q['real_gain_classical']:+.2f} dB over the classical baseline")
+    if a.quality_keep:
+        shutil.copytree(run_dir, a.quality_keep, dirs_exist_ok=True)
+        b.say(f"  kept the run in {a.quality_keep}")
     target = a.real_picture or (DOC.parent / "images" / "real_pages.png" if getattr(a, "writes_doc", False) else None)
     if target:
         shutil.copyfile(picture, target)
@@ -220,6 +227,39 @@ def summary(b: Bench, q: dict[str, Any]) -> list[Row]:
         Row("same, PSNR gain over the classical baseline", f"{q['real_gain_classical']:+.2f} dB",
             real["real_gain_classical"], q["real_gain_classical"]),
     ]
+
+
+def by_source_table(by: dict[str, dict[str, float]]) -> list[str]:
+    """Handwriting removed per source (rows) and ink (columns), pooled by pixels, from a row's
+    ``hw_removed_by`` (keys "SOURCE in INK")."""
+    cells: dict[tuple[str, str], list[float]] = {}
+    for key, c in by.items():
+        src, _, ink = key.partition(" in ")
+        for k in ((src, ink), (src, "all"), ("all", ink), ("all", "all")):
+            got = cells.setdefault(k, [0.0, 0.0])
+            got[0] += c["pixels"]
+            got[1] += c["removed"] * c["pixels"]
+    sources = sorted({k[0] for k in cells} - {"all"}) + ["all"]
+    inks = [i for i in ("black", "blue", "red", "pencil") if (("all", i) in cells)] + ["all"]
+    lines = ["| source | " + " | ".join(inks) + " |", "|---|" + "---|" * len(inks)]
+    for src in sources:
+        row = []
+        for ink in inks:
+            c = cells.get((src, ink))
+            row.append(f"{pct(c[1] / c[0])} ({c[0]:,.0f})" if c and c[0] else "")
+        lines.append(f"| {src} | " + " | ".join(row) + " |")
+    return lines
+
+
+def error_table(rows: list[dict]) -> list[str]:
+    """Where each method's squared error sits (``error_shares`` of ``seghw.metrics.error_regions``)."""
+    lines = ["| method | strokes missed (mask < 0.5) | strokes found, not painted back | beside strokes (2 px) "
+             "| away from strokes (print, paper) |", "|---|---|---|---|---|"]
+    for r in rows:
+        e = r.get("error_shares") or {}
+        shares = " | ".join(pct(e.get(k)) for k in ("missed", "unpainted", "beside", "away"))
+        lines.append(f"| {r['method']} | {shares} |")
+    return lines
 
 
 def quality_table(rows: list[dict]) -> list[str]:
@@ -257,6 +297,14 @@ def render(b: Bench, q: dict[str, Any]) -> list[str]:
               "trajectories, strokes of scikit-image's `text.png`, a face traced from a real hand — over the same "
               "kind of real print, the truth exact):", ""]
     lines += quality_table(q["real_rows"]["written"])
+    model_row = next((r for r in q["real_rows"]["written"] if r["method"].startswith("model")), {})
+    if model_row.get("hw_removed_by"):
+        lines += ["", "The model's handwriting removed on the written pages by source and ink (share of the "
+                  "handwriting's ink pixels, their number in brackets):", ""]
+        lines += by_source_table(model_row["hw_removed_by"])
+    lines += ["", "Where the squared error of the written pages sits (`seghw.metrics.error_regions`; the predicted "
+              "mask of the identity is empty):", ""]
+    lines += error_table(q["real_rows"]["written"])
     lines += ["", "![real pages: input | output | mask](images/real_pages.png)", "",
               "A print-only page with a printed photograph and a written page (input | output | mask).", "",
               "Learning curve (validation PSNR on the training seed's held-out crops; every "
@@ -270,6 +318,7 @@ def render(b: Bench, q: dict[str, Any]) -> list[str]:
         lines.append(f"| {point['minutes']:.1f} | {point['val_psnr']:.2f} | {pct(point['real_print_kept'])} | "
                      f"{point['real_print_psnr']:.2f} dB | {pct(point['real_hw_removed'])} | "
                      f"{pct(point['real_written_print_kept'])} | {point['real_gain_identity']:+.2f} dB |")
-    lines += ["", f"Reproduce: `{b.command(NAME)}` (the real set is built first if `{b.args.realset}` "
+    variant = f" --quality-config {b.args.quality_config}" if b.args.quality_config else ""
+    lines += ["", f"Reproduce: `{b.command(NAME)}{variant}` (the real set is built first if `{b.args.realset}` "
               "has none: `scripts/build_realset.py`)."]
     return lines

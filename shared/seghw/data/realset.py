@@ -16,7 +16,8 @@ writes two folders in the ``seghw eval --data`` layout:
     handwritten maths) and words in ``fonts-dkg-handwriting`` (a face traced from a real hand), in
     black, blue, red and pencil ink. Ink is multiplied into the page, then the inked and the clean
     page go through the same scan (soften, noise, JPEG), so ``gts/`` is the scan the page would
-    have given without the handwriting.
+    have given without the handwriting. ``sources/`` labels each mask pixel with the source and ink
+    of its strokes (``sources/labels.json`` names the values), so a model's misses can be told apart.
 
 Nothing here is used in training: the generator (``seghw.data.synth``) draws its print with the
 system's fonts and its handwriting with its own strokes. The builder's own code is separate from
@@ -45,6 +46,7 @@ INKS = {
 }
 INK_WEIGHTS = {"black": 0.4, "blue": 0.3, "red": 0.15, "pencil": 0.15}
 MASK_ALPHA = 0.08  # the project's mask convention: handwriting where the ink's alpha exceeds it
+SOURCES = "sources"  # written/sources/NAME.png: which source's strokes each mask pixel holds
 CROP = 512
 
 
@@ -244,9 +246,11 @@ def _scaled(patch: np.ndarray, height: float, rng: np.random.Generator) -> np.nd
 
 
 def handwriting_layer(shape: tuple[int, int], hands: HandSources, rng: np.random.Generator,
-                      text_px: float, groups: list | None = None) -> dict[str, np.ndarray]:
+                      text_px: float, groups: list | None = None,
+                      by_source: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Alpha per ink for one page: a few groups of real strokes at a handwriting scale (about the
-    print's size), in blank space and across print alike. ``groups`` collects ``(source, ink)``."""
+    print's size), in blank space and across print alike. ``groups`` collects ``(source, ink)``;
+    ``by_source`` the same strokes' alpha per :func:`source_key` (it draws no random numbers of its own)."""
     h, w = shape
     layers: dict[str, np.ndarray] = {}
     names = hands.names()
@@ -267,7 +271,11 @@ def handwriting_layer(shape: tuple[int, int], hands: HandSources, rng: np.random
         for _ in range(count):
             patch = hands.patches[src][int(rng.integers(len(hands.patches[src])))]
             piece = _scaled(patch, height, rng)
-            _place_alpha(layer, piece, y + int(rng.normal(0, height * 0.08)), x)
+            py = y + int(rng.normal(0, height * 0.08))
+            _place_alpha(layer, piece, py, x)
+            if by_source is not None:
+                key = source_key(src, ink)
+                _place_alpha(by_source.setdefault(key, np.zeros(shape, np.float32)), piece, py, x)
             x += piece.shape[1] + int(height * rng.uniform(0.05, 0.4))
             if x > w:
                 break
@@ -308,13 +316,35 @@ def scan(pages: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarr
 
 
 def written_pair(page: np.ndarray, hands: HandSources, rng: np.random.Generator,
-                 text_px: float, groups: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image, gt, mask) of a page with real handwriting over it; the scan applied to both alike."""
-    layers = handwriting_layer(page.shape[:2], hands, rng, text_px, groups)
+                 text_px: float, groups: list | None = None,
+                 by_source: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, gt, mask) of a page with real handwriting over it; the scan applied to both alike.
+    ``by_source`` collects the strokes' alpha per source (:func:`source_labels`)."""
+    layers = handwriting_layer(page.shape[:2], hands, rng, text_px, groups, by_source)
     inked, alpha = apply_ink(page, layers, rng)
     image, gt = scan([inked, page.astype(np.float32)], rng)
     mask = np.where(alpha > MASK_ALPHA, 255, 0).astype(np.uint8)
     return image, gt, mask
+
+
+def source_key(source: str, ink: str) -> str:
+    return f"{source} in {ink}"
+
+
+def label_names(sources: Sequence[str]) -> list[str]:
+    """What the values 1, 2, ... of ``written/sources/NAME.png`` stand for: every source in every ink."""
+    return [source_key(src, ink) for src in sources for ink in INKS]
+
+
+def source_labels(mask: np.ndarray, by_source: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """Per mask pixel, ``1 + names.index(key)`` of the source and ink whose strokes lie there (the one
+    with the most alpha where several cross); 0 off the mask. Saved as ``written/sources/NAME.png``."""
+    labels = np.zeros(mask.shape, np.uint8)
+    if not by_source:
+        return labels
+    stack = np.stack([by_source.get(n, np.zeros(mask.shape, np.float32)) for n in names])
+    top = np.argmax(stack, axis=0).astype(np.uint8) + 1
+    return np.where((mask > 0) & (stack.max(axis=0) > 0), top, 0).astype(np.uint8)
 
 
 def print_pair(page: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -340,7 +370,7 @@ def build(out: Path, pages: Sequence[tuple[str, np.ndarray, float]], hands: Hand
     rng = np.random.default_rng(seed)
     if not pages:
         raise ValueError("no page regions to build from")
-    manifest: dict = {"seed": seed, "print": [], "written": []}
+    manifest: dict = {"seed": seed, "print": [], "written": [], "source_labels": label_names(hands.names())}
     for i in range(print_count):
         name, page, _tp = pages[i % len(pages)]
         kind = "text"
@@ -358,10 +388,15 @@ def build(out: Path, pages: Sequence[tuple[str, np.ndarray, float]], hands: Hand
             if photos and j % 6 == 5:
                 page = paste_figure(page, photos[j % len(photos)], rng)
             groups: list = []
-            image, gt, mask = written_pair(page, hands, rng, text_px, groups)
+            by_source: dict[str, np.ndarray] = {}
+            image, gt, mask = written_pair(page, hands, rng, text_px, groups, by_source)
             item = f"written_{j:03d}"
             save_pair(out / "written", item, image, gt, mask)
+            (out / "written" / SOURCES).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(source_labels(mask, by_source, label_names(hands.names()))).save(
+                out / "written" / SOURCES / f"{item}.png", compress_level=1)
             manifest["written"].append({"name": item, "source": name, "ink_pixels": int(np.count_nonzero(mask)),
                                         "handwriting": [f"{src} in {ink}" for src, ink in groups]})
+        (out / "written" / SOURCES / "labels.json").write_text(json.dumps(manifest["source_labels"]))
     (out / "realset.json").write_text(json.dumps(manifest, indent=1))
     return manifest
