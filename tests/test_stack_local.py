@@ -268,3 +268,17 @@ def test_roles_stop_without_a_traceback_when_redis_went_first(stack: LocalStack)
     assert log.count("Redis went away before the worker could unregister") == 2  # trainer and monitor
     for role in ("trainer", "monitor"):
         assert f"{role}.1 stopped (rc=0)" in log, log[-3000:]
+
+
+def test_demo_starts_the_stack_trains_and_shows_the_finished_run(stack: LocalStack):
+    demo = stack.seghw("stack", "demo", "--epochs", "2", "--synthetic", "16", "--image-size", "32",
+                       "--batch-size", "4", timeout=600, check=True)
+    assert "started the local stack" in demo.stdout
+    run_id = demo.stdout.split("queued ", 1)[1].split()[0]
+    assert read_stats(stack.log_root / run_id)["status"] == "finished"
+    status_lines = [line for line in demo.stdout.splitlines() if line.startswith(run_id)]
+    assert any("finished" in line and "2/2" in line for line in status_lines), demo.stdout
+    assert f"Open {stack.visualdl_url()} in a browser" in demo.stdout and "Traceback" not in demo.stderr
+    again = stack.seghw("stack", "demo", "--epochs", "1", "--synthetic", "16", "--image-size", "32",
+                        "--batch-size", "4", timeout=600, check=True)
+    assert "the local stack is already up" in again.stdout
