@@ -140,20 +140,19 @@ def test_exit_2_on_a_wrong_password(redis_server):
     assert len(res.stderr.strip().splitlines()) == 1 and "not-the-password" not in res.stderr
 
 
-def test_answers_fast_and_imports_nothing_heavy(collected, write_run):
+def test_answers_without_importing_anything_heavy(collected, write_run):
+    # How fast it answers is measured by `make bench` (section status); what keeps it fast is that
+    # this path imports neither typer nor pydantic nor anything that training needs.
     write_run()
     collected()
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        assert status().returncode == 0
-        times.append(time.perf_counter() - t0)
     res = subprocess.run([sys.executable, "-X", "importtime", "-m", "seghw.cli", "status"], capture_output=True,
                          text=True, timeout=30, env={**os.environ})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "logs_11270745" in res.stdout
     modules = {line.split("|")[-1].strip().split(".")[0] for line in res.stderr.splitlines() if "|" in line}
-    assert not modules & {"paddle", "rq", "numpy", "visualdl", "cv2", "PIL", "psutil", "requests"}, modules
-    # Well under half a second on an idle machine; the bound leaves room for a loaded test runner.
-    assert min(times) < 1.0, times
+    assert "seghw" in modules, "importtime lists the modules"
+    heavy = {"paddle", "rq", "numpy", "visualdl", "cv2", "PIL", "psutil", "requests", "typer", "pydantic"}
+    assert not modules & heavy, modules & heavy
 
 
 def test_watch_refreshes_in_place_until_ctrl_c(collected, write_run):
