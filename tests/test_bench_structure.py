@@ -275,6 +275,13 @@ def test_reproduce_commands_repeat_each_sections_options(tmp_path):
     ]
 
 
+def test_quality_sized_by_epochs_names_them_in_its_command(tmp_path):
+    text = document(tmp_path, ["--quick", "--quality-epochs", "18"])
+    quality = next(c for c in re.findall(r"Reproduce: `([^`]*)`", text) if "--only quality" in c)
+    assert "--quality-epochs 18" in quality
+    assert "None" not in text
+
+
 def test_only_the_sections_that_ran(tmp_path):
     measured = results()
     text = document(tmp_path, ["--only", "page,status"], {k: measured[k] for k in ("page", "status")})

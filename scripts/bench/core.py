@@ -104,7 +104,7 @@ class Bench:
     def command(self, section: str) -> str:
         """The command that measures ``section`` again, with the options that shaped its figures."""
         opts = " ".join(f"--{name.replace('_', '-')} {getattr(self.args, name)}"
-                        for name in self.sections[section].reproduce)
+                        for name in self.sections[section].reproduce if getattr(self.args, name) is not None)
         return f".venv/bin/python {INVOCATION} --only {section} {opts}".rstrip()
 
 

@@ -23,6 +23,8 @@ OPTIONS = (
     Option("quality_epoch_steps", int, 230, 4, "steps per epoch of the quality run"),
     Option("quality_preset", str, "cpu-demo", "cpu-demo", "preset of the quality run"),
     Option("quality_rate", float, 55.0, 55.0, "img/s the quality run's epochs are sized for (the preset's rate)"),
+    Option("quality_epochs", int, None, None, "train this many epochs with no time limit, for a machine shared "
+           "with other work (default: as many as --quality-minutes at --quality-rate)"),
     Option("quality_curve_every", int, 3, 1, "epochs between the learning curve's points on the real set"),
     Option("realset", str, "build/realset", "build/realset",
            "the real-source set, built if missing (a relative path is taken from the checkout)"),
@@ -137,7 +139,10 @@ def measure(b: Bench) -> dict[str, Any]:
     # one thread here (validation included); the budget stops the run if it is slower.
     train_pairs = a.quality_synthetic - val_count(a.quality_synthetic, probe.val_fraction)
     steps = min(a.quality_epoch_steps, train_pairs // probe.batch_size)
-    epochs = max(2, round(budget * a.quality_rate / (steps * probe.batch_size)))
+    if a.quality_epochs:
+        epochs, budget = a.quality_epochs, float("inf")
+    else:
+        epochs = max(2, round(budget * a.quality_rate / (steps * probe.batch_size)))
     cfg = config(observers=True, epochs=epochs)
     curve: list[dict] = []
     clock = {"t0": time.perf_counter(), "paused": 0.0}
@@ -163,8 +168,9 @@ def measure(b: Bench) -> dict[str, Any]:
                 clock["paused"] += time.perf_counter() - t
             curve.append(point)
 
-    b.say(f"quality: {a.quality_preset}, {a.quality_synthetic} synthetic pairs, {epochs} epochs of {steps} steps or "
-          f"{a.quality_minutes:g} min")
+    limit = "" if a.quality_epochs else f" or {a.quality_minutes:g} min"
+    b.say(f"quality: {a.quality_preset}, {a.quality_synthetic} synthetic pairs, {epochs} epochs of {steps} steps"
+          f"{limit}")
     run_dir = paths.new_run_dir(b.tmp / "quality")
     with contextlib.redirect_stdout(io.StringIO()):
         state, train_batches, val_batches = prepare(cfg, run_dir)
