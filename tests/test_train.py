@@ -289,6 +289,22 @@ def test_the_default_gpu_preset_trains_on_the_cpu_and_resumes_with_continuous_cu
     histograms = {tag: s for tag, s in vdl_steps(run_dir).items() if tag.startswith(("Weights/", "Gradients/"))}
     assert len(histograms) >= 8 and all(s == [1, 2, 3] for s in histograms.values()), histograms
     assert len(list(run_dir.glob("vdlrecords.*.log"))) == 1
+    # The same checks as cpu-demo's on the real-source set's layout (a tiny sample of it here): print kept
+    # on print-only pages, handwriting removed by source beside the print kept on written pages.
+    from test_realset import _hands, _page
+
+    from seghw.data import realset
+
+    sample = tmp_path / "realset"
+    realset.build(sample, [("p", _page(2), 14.0)], _hands(), [], seed=2, print_count=1, written_count=2)
+    for part in ("print", "written"):
+        proc = run_seghw(["eval", "--checkpoint", str(run_dir), "--data", str(sample / part), "--json"], cache,
+                         check=True)
+        model = next(r for r in json.loads(proc.stdout) if r["method"] == "model")
+        assert model["images"] == (1 if part == "print" else 2) and 0.0 <= model["print_kept"] <= 1.0
+        assert model["psnr_input"] > 0
+        if part == "written":
+            assert 0.0 <= model["hw_removed"] <= 1.0 and model["hw_removed_by"]
 
 
 def test_non_finite_loss_marks_the_run_diverged(tmp_path, cache):
