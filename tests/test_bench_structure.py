@@ -302,3 +302,27 @@ def test_quick_and_only_options():
     assert chosen == ("status", "page") and args.rounds == 7
     with pytest.raises(SystemExit):
         cli.parse_args(["--only", "nope"])
+
+
+def test_the_profile_counts_the_time_spent_in_observers():
+    """The observers' share of the training thread comes from the hooks the loop calls them through;
+    a profile of a slow observer behind them must find its time."""
+    import time
+
+    from pyinstrument import Profiler
+
+    from scripts.bench.sections import profile
+    from seghw.train.observers.base import Observer, ObserverList
+
+    class Slow(Observer):
+        def on_epoch_end(self, state, result):
+            time.sleep(0.2)
+
+    hooks = ObserverList([Slow()])
+    profiler = Profiler(interval=0.002)
+    with profiler:
+        hooks.on_epoch_end(None, None)
+    _, inclusive = profile.frame_times(profiler.last_session.root_frame())
+    assert profile.observer_time(inclusive) >= 0.15
+    assert {fn for fn, _ in profile.observer_hooks()} == {
+        "on_train_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_train_end"}

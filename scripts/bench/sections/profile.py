@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 from ..core import Bench, pct
@@ -62,18 +63,14 @@ class ThreadCPU:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def measure(b: Bench) -> dict[str, Any]:
-    """One cpu-demo epoch (observers on) under pyinstrument; flat self time and the loop's breakdown."""
-    from pyinstrument import Profiler
+Key = tuple[str, str]  # (function, "seghw/.../file.py:line") as pyinstrument names a frame
 
-    b.say("profile: one cpu-demo epoch under pyinstrument")
-    cfg = demo_config(True, b.runs_root, synthetic=b.args.synthetic, epochs=1)
-    profiler = Profiler(interval=0.002)
-    threads = ThreadCPU()
-    res = train_once(cfg, b.runs_root, around=(threads, profiler))
-    root = profiler.last_session.root_frame()
-    self_time: dict[tuple[str, str], float] = {}
-    inclusive: dict[tuple[str, str], float] = {}
+
+def frame_times(root) -> tuple[dict[Key, float], dict[Key, float]]:
+    """Self time of every function, and the inclusive time of the project's functions (a recursive
+    call counted once), from a pyinstrument session's root frame."""
+    self_time: dict[Key, float] = {}
+    inclusive: dict[Key, float] = {}
 
     def walk(frame, ancestors: frozenset) -> None:
         if frame.is_synthetic:
@@ -87,6 +84,42 @@ def measure(b: Bench) -> dict[str, Any]:
             walk(child, ancestors | {key})
 
     walk(root, frozenset())
+    return self_time, inclusive
+
+
+def observer_hooks() -> set[Key]:
+    """The hooks through which the loop calls its observers (``ObserverList``'s), named as in a profile."""
+    import inspect
+
+    import seghw
+    from seghw.train.observers.base import ObserverList
+
+    package_root = Path(seghw.__file__).resolve().parents[1]
+    hooks = set()
+    for name in ("on_train_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_train_end"):
+        fn = getattr(ObserverList, name)
+        where = Path(inspect.getsourcefile(fn)).resolve().relative_to(package_root).as_posix()
+        hooks.add((name, f"{where}:{inspect.getsourcelines(fn)[1]}"))
+    return hooks
+
+
+def observer_time(inclusive: dict[Key, float]) -> float:
+    """Everything the observers do on the training thread."""
+    hooks = observer_hooks()
+    return sum(t for key, t in inclusive.items() if key in hooks)
+
+
+def measure(b: Bench) -> dict[str, Any]:
+    """One cpu-demo epoch (observers on) under pyinstrument; flat self time and the loop's breakdown."""
+    from pyinstrument import Profiler
+
+    b.say("profile: one cpu-demo epoch under pyinstrument")
+    cfg = demo_config(True, b.runs_root, synthetic=b.args.synthetic, epochs=1)
+    profiler = Profiler(interval=0.002)
+    threads = ThreadCPU()
+    res = train_once(cfg, b.runs_root, around=(threads, profiler))
+    root = profiler.last_session.root_frame()
+    self_time, inclusive = frame_times(root)
     total = root.time
     fit_key = next((k for k in inclusive if k[0] == "fit"), None)
     fit_time = inclusive.get(fit_key, total) if fit_key else total
@@ -96,9 +129,7 @@ def measure(b: Bench) -> dict[str, Any]:
         "self": sorted(self_time.items(), key=lambda kv: -kv[1])[:TOP],
         "inclusive": sorted(inclusive.items(), key=lambda kv: -kv[1])[:TOP + 4],
         "threads": threads.by_name(),
-        # Everything the observers do on the training thread: the loop calls them through CallbackList.
-        "observer_time": sum(t for (fn, where), t in inclusive.items()
-                             if where.startswith("seghw/train/callbacks.py") and fn.startswith("on_")),
+        "observer_time": observer_time(inclusive),
     }
     for (fn, where), t in result["self"][:5]:
         b.say(f"  {100 * t / fit_time:5.1f} % self  {fn}  ({where})")
