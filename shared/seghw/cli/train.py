@@ -10,7 +10,8 @@ from seghw.errors import UserError
 
 
 def train(
-    preset: str = typer.Option(None, help="gpu (512 crops, AMP), cpu-demo (tiny, minutes on 2 cores) or cpu-long (cpu-demo, 3x the epochs)"),
+    preset: str = typer.Option(
+        None, help="gpu (512 crops, AMP), cpu-demo (tiny, minutes on 2 cores) or cpu-long (cpu-demo, 3x the epochs)"),
     data: Path = typer.Option(None, help="dataset folder: images/NAME.jpg + gts/NAME.png [+ masks/, val/]"),
     synthetic: int = typer.Option(None, help="train on N generated pairs (cached by their parameters)"),
     synthetic_size: int = typer.Option(None, help="page size of generated pairs (crops are cut from them)"),
