@@ -87,10 +87,17 @@ def test_corrupt_stats_file_is_reported_not_fatal(two_runs):
     assert "logs_11270700: training_stats.json corrupt JSON" in res.stdout
 
 
+def ctrl_c_works() -> None:
+    # A runner started in the background of a shell ignores SIGINT, and a child inherits that:
+    # Python then never raises KeyboardInterrupt. Ctrl-C is what this test sends, so restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_monitor_mode_keeps_printing_until_ctrl_c(two_runs):
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--monitor", "--interval", "0.3"], cwd=SCRIPT.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **NO_REDIS, "SEGHW_LOG_ROOT": str(two_runs)})
+                            env={**os.environ, **NO_REDIS, "SEGHW_LOG_ROOT": str(two_runs)},
+                            preexec_fn=ctrl_c_works)
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)

@@ -161,6 +161,7 @@ def test_watch_refreshes_in_place_until_ctrl_c(collected, write_run):
     pid, fd = pty.fork()
     if pid == 0:  # the child: seghw status --watch on a terminal
         os.environ["COLUMNS"] = "200"
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # not ignored, as under a backgrounded runner
         os.execv(SEGHW, [SEGHW, "status", "--watch", "--every", "0.3"])
     out = b""
     deadline = time.monotonic() + 20
