@@ -106,6 +106,17 @@ def test_monitor_mode_keeps_printing_until_ctrl_c(two_runs):
     assert out.rstrip().endswith("stopped") and "Traceback" not in err
 
 
+def test_monitor_mode_stopped_by_timeout_exits_with_the_status(two_runs):
+    # Watching for a fixed time with `timeout -s INT`: it signals the monitor and then its whole
+    # process group, so the stop arrives twice; the second must not turn the exit code into 130.
+    res = subprocess.run(["timeout", "--preserve-status", "-s", "INT", "2", sys.executable, str(SCRIPT),
+                          "--monitor", "--interval", "0.3"], cwd=SCRIPT.parent, capture_output=True,
+                         text=True, timeout=30, env={**os.environ, **NO_REDIS, "SEGHW_LOG_ROOT": str(two_runs)},
+                         preexec_fn=ctrl_c_works)
+    assert res.returncode == 0, (res.returncode, res.stdout[-500:], res.stderr[-2000:])
+    assert res.stdout.rstrip().endswith("stopped") and "Traceback" not in res.stderr
+
+
 def test_seghw_monitor_is_the_same_command(two_runs):
     res = subprocess.run([SEGHW, "monitor", "--log-dir", str(two_runs / "logs_11270745")], capture_output=True,
                          text=True, timeout=30, env={**os.environ, **NO_REDIS})

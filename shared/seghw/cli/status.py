@@ -73,8 +73,10 @@ def status_watch(run: str | None, every: float) -> int:
     from rich.live import Live
     from rich.text import Text
 
+    from seghw.interrupts import one_interrupt_stops
+
     code = 2
-    with Live(Text("reading Redis..."), console=Console(), auto_refresh=False) as live:
+    with one_interrupt_stops(), Live(Text("reading Redis..."), console=Console(), auto_refresh=False) as live:
         try:
             while True:
                 try:

@@ -41,6 +41,7 @@ def run(log_dir: Path | None, log_root: Path | None, monitor: bool, interval: fl
     Exit code as ``seghw status``: 0 healthy, 1 warning or unhealthy, 2 nothing found."""
     from rich.console import Console
 
+    from seghw.interrupts import one_interrupt_stops
     from seghw.monitor.status_view import history_table
     from seghw.paths import log_root as default_root
 
@@ -50,21 +51,22 @@ def run(log_dir: Path | None, log_root: Path | None, monitor: bool, interval: fl
     cfg = HealthConfig.from_env()
     console = Console()
     code = 2
-    try:
-        while True:
-            view, top = read_view(target, log_dir is not None, cfg)
-            code = view.exit_code()
-            if monitor:
-                console.rule(time.strftime("%Y-%m-%d %H:%M:%S"))
-            if view.runs:
-                console.print(view.renderable())
-                if top is not None and top.stats and top.stats.get("history"):
-                    console.print(history_table(top.stats))
-            else:
-                console.print(f"no {STATS_FILE} found under {target}", *view.notes, sep="\n")
-            if not monitor:
-                return code
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        console.print("stopped")
-        return code
+    with one_interrupt_stops():
+        try:
+            while True:
+                view, top = read_view(target, log_dir is not None, cfg)
+                code = view.exit_code()
+                if monitor:
+                    console.rule(time.strftime("%Y-%m-%d %H:%M:%S"))
+                if view.runs:
+                    console.print(view.renderable())
+                    if top is not None and top.stats and top.stats.get("history"):
+                        console.print(history_table(top.stats))
+                else:
+                    console.print(f"no {STATS_FILE} found under {target}", *view.notes, sep="\n")
+                if not monitor:
+                    return code
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            console.print("stopped")
+            return code

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from seghw.interrupts import one_interrupt_stops
 from seghw.stack.processes import (
     alive_processes,
     cmdline,
@@ -358,13 +359,14 @@ def follow_logs(lines: int = 50, follow: bool = True) -> None:
         sys.stdout.flush()
         if not follow:
             return
-        try:
-            while True:
-                chunk = fh.read()
-                if chunk:
-                    sys.stdout.write(chunk.decode("utf-8", "replace"))
-                    sys.stdout.flush()
-                else:
-                    time.sleep(0.5)
-        except KeyboardInterrupt:
-            return
+        with one_interrupt_stops():
+            try:
+                while True:
+                    chunk = fh.read()
+                    if chunk:
+                        sys.stdout.write(chunk.decode("utf-8", "replace"))
+                        sys.stdout.flush()
+                    else:
+                        time.sleep(0.5)
+            except KeyboardInterrupt:
+                return

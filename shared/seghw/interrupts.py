@@ -1,0 +1,34 @@
+"""Ctrl-C for the commands that watch until they are stopped (``--monitor``, ``--watch``, ``logs -f``)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+def _stop(signum, frame) -> None:
+    # Ignored from here on: `timeout -s INT` signals the command and then its whole process group, and a
+    # terminal's Ctrl-C may be pressed twice; a second stop must not break the wind-down that prints the
+    # last status and sets the exit code.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def one_interrupt_stops() -> Iterator[None]:
+    """Inside, the first SIGINT raises KeyboardInterrupt and any later one is ignored until the block
+    ends. A process that was started with SIGINT ignored (a shell's background job) keeps it ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
