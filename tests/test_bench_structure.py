@@ -282,6 +282,16 @@ def test_quality_sized_by_epochs_names_them_in_its_command(tmp_path):
     assert "None" not in text
 
 
+@pytest.mark.parametrize("flag, value, why", [("--quality-epochs", "-3", "must be greater than 0 (got -3)"),
+                                              ("--page-repeats", "0", "must be greater than 0 (got 0)"),
+                                              ("--quality-minutes", "ten", "not a number: 'ten'")])
+def test_a_count_or_duration_that_cannot_be_is_refused_by_name(flag, value, why, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.parse_args([flag, value])
+    assert stop.value.code == 2
+    assert f"argument {flag}: {why}" in capsys.readouterr().err
+
+
 def test_only_the_sections_that_ran(tmp_path):
     measured = results()
     text = document(tmp_path, ["--only", "page,status"], {k: measured[k] for k in ("page", "status")})

@@ -23,6 +23,21 @@ from .core import DOC, INVOCATION, ROOT, Bench
 from .sections import BY_NAME, RUN_ORDER, SECTIONS
 
 
+def _positive(kind: type):
+    """Every number the sections take is a count or a duration: ``0`` or ``-3`` is refused by name."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0 (got {text})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python {INVOCATION}", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-write", action="store_true", help="print only")
     for section in SECTIONS:
         for o in section.options:
-            p.add_argument(o.flag, type=o.type, default=o.default, help=o.help)
+            kind = _positive(o.type) if o.type in (int, float) else o.type
+            p.add_argument(o.flag, type=kind, default=o.default, help=o.help)
     return p
 
 

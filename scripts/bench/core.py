@@ -11,7 +11,7 @@ import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -103,12 +103,17 @@ class Bench:
 
     def command(self, section: str) -> str:
         """The command that measures ``section`` again, with the options that shaped its figures."""
-        opts = " ".join(f"--{name.replace('_', '-')} {getattr(self.args, name)}"
-                        for name in self.sections[section].reproduce if getattr(self.args, name) is not None)
+        opts = given_options(self.args, self.sections[section].reproduce)
         return f".venv/bin/python {INVOCATION} --only {section} {opts}".rstrip()
 
 
 # ---------------------------------------------------------------------------------------- formatting
+
+
+def given_options(args: Any, names: Iterable[str]) -> str:
+    """``--name value`` for each of ``names`` that has a value: an unset option is not printed as ``None``."""
+    return " ".join(f"--{name.replace('_', '-')} {getattr(args, name)}" for name in names
+                    if getattr(args, name) is not None)
 
 
 def cpu_model() -> str:

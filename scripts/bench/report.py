@@ -8,7 +8,7 @@ import platform
 from collections.abc import Sequence
 from datetime import datetime
 
-from .core import INVOCATION, Bench, Section, cpu_model
+from .core import INVOCATION, Bench, Section, cpu_model, given_options
 
 
 def versions() -> str:
@@ -22,8 +22,7 @@ def document(b: Bench, sections: Sequence[Section], argv: Sequence[str], started
              load: tuple[tuple, tuple]) -> str:
     """``argv``: the command-line arguments (none for ``make bench``); ``load``: load averages at start and end."""
     ran = [(s, b.results[s.name]) for s in sections if s.name in b.results]
-    full = " ".join(f"{o.flag} {getattr(b.args, o.name)}" for s in sections for o in s.options
-                    if getattr(b.args, o.name) is not None)
+    full = given_options(b.args, (o.name for s in sections for o in s.options))
     invoked = " ".join([INVOCATION, *argv])
     lines = [
         "# Benchmarks",
