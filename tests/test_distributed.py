@@ -63,7 +63,7 @@ def test_two_processes_train_one_run(tmp_path, cache, monkeypatch):
     # Utilization divides the run's rate (both processes) by the ceiling measured before they started.
     last = stats["history"][-1]
     cfg = stats["config"]
-    flops = train_step_flops(cfg["base_channels"], cfg["depth"], cfg["image_size"], cfg["patch_stem"])
+    flops = train_step_flops(cfg["base_channels"], cfg["depth"], cfg["image_size"], cfg["patch_stem"], cfg["context"])
     assert last["flops_utilization"] == pytest.approx(last["samples_per_sec"] * flops / 500e9, rel=1e-6)
 
 

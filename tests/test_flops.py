@@ -81,22 +81,30 @@ def _measured_conv_flops(model, height: int, width: int) -> tuple[int, int]:
     return sum(seen), len(handles)
 
 
-@pytest.mark.parametrize(("base", "depth", "height", "width", "patch_stem"), [
-    (4, 1, 16, 16, False), (12, 3, 64, 48, False), (8, 2, 32, 32, False),
-    (4, 1, 16, 16, True), (16, 3, 64, 48, True), (8, 2, 32, 24, True),
+@pytest.mark.parametrize(("base", "depth", "height", "width", "patch_stem", "context"), [
+    (4, 1, 16, 16, False, False), (12, 3, 64, 48, False, False), (8, 2, 32, 32, False, False),
+    (4, 1, 16, 16, True, False), (16, 3, 64, 48, True, False), (8, 2, 32, 24, True, False),
+    (4, 1, 16, 16, False, True), (16, 3, 64, 48, True, True),
 ])
-def test_matches_the_real_model(base, depth, height, width, patch_stem):
+def test_matches_the_real_model(base, depth, height, width, patch_stem, context):
     from seghw.device import import_paddle
 
     import_paddle()
     from seghw.model import build_model
 
-    model = build_model(base, depth, patch_stem)
+    model = build_model(base, depth, patch_stem, context=context)
     measured, convs = _measured_conv_flops(model, height, width)
-    # stem 2 + 2 per down stage + per decoder (2 per stage + head); the patch stem is the first stage
+    # stem 2 + 2 per down stage + per decoder (2 per stage + head); the patch stem is the first stage;
+    # the context branch 2
     stages = depth - 1 if patch_stem else depth
-    assert convs == 2 + 2 * stages + 2 * (2 * stages + 1)
-    assert model_flops(base, depth, (height, width), patch_stem) == measured
+    assert convs == 2 + 2 * stages + 2 * (2 * stages + 1) + 2 * context
+    assert model_flops(base, depth, (height, width), patch_stem, context) == measured
+
+
+def test_the_context_branch_doubles_the_stride_the_size_must_meet():
+    assert model_flops(4, 1, 4) > 0
+    with pytest.raises(ValueError, match="stride 4 .*context branch"):
+        model_flops(4, 1, 6, context=True)
 
 
 def test_machine_peak_is_a_rate():

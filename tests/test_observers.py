@@ -13,6 +13,7 @@ import pytest
 from seghw import checkpoint
 from seghw.config import build_config
 from seghw.graph_export import cached_graph_file, start_export
+from seghw.model import model_settings
 from seghw.train.observers.checkpointer import Checkpointer
 from seghw.train.observers.visualdl_logger import VisualDLLogger
 from seghw.train.runner import build
@@ -83,7 +84,7 @@ def test_without_a_writer_thread_the_checkpoint_is_written_at_once(tmp_path):
 
 
 def test_the_graph_exporter_runs_below_the_trainer_priority(tmp_path):
-    proc = start_export(tmp_path, 4, 2, 32)
+    proc = start_export(tmp_path, {"base_channels": 4, "depth": 2}, 32)
     try:
         mine = psutil.Process().nice()
         assert wait_for(lambda: psutil.Process(proc.pid).nice() >= mine + 10, 30, "the exporter to lower its priority")
@@ -97,7 +98,7 @@ def test_a_model_graph_is_exported_once_then_copied_from_the_cache(tmp_path, mon
     cache = tmp_path / "cache"
     monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
     cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False)
-    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
+    cached = cached_graph_file(cache, model_settings(cfg), cfg.image_size)
 
     def start_run(name: str):
         run_dir = tmp_path / name
@@ -118,17 +119,34 @@ def test_a_model_graph_is_exported_once_then_copied_from_the_cache(tmp_path, mon
     graph = copied[0].read_bytes()
     assert graph == next(first.glob("vdlgraph.*.log")).read_bytes() == cached.read_bytes()
     assert {"conv2d", "sigmoid", "pixel_shuffle"} <= {n["type"] for n in json.loads(graph)["nodes"]}
-    # Another shape is another graph.
-    assert cached_graph_file(cache, cfg.base_channels, cfg.depth, 64) != cached
-    assert cached_graph_file(cache, cfg.base_channels, cfg.depth + 1, cfg.image_size) != cached
-    assert cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size, not cfg.patch_stem) != cached
+    # Another input size or any other model setting is another graph.
+    model = model_settings(cfg)
+    assert cached_graph_file(cache, model, 64) != cached
+    for changed in ({"depth": cfg.depth + 1}, {"patch_stem": not cfg.patch_stem}, {"fill": "paper"},
+                    {"context": True}, {"base_channels": cfg.base_channels * 2}):
+        assert cached_graph_file(cache, {**model, **changed}, cfg.image_size) != cached, changed
+
+
+def test_the_graph_is_the_runs_own_model_context_branch_and_all(tmp_path):
+    # The Graphs tab of a run with the context branch shows it (an average pool at the bottleneck).
+    plain = {"base_channels": 4, "depth": 2, "patch_stem": True, "fill": "bounded", "context": False}
+    graphs = {}
+    for context in (False, True):
+        out = tmp_path / f"context_{context}"
+        out.mkdir()
+        proc = start_export(out, {**plain, "context": context}, 32)
+        assert proc.wait(120) == 0, proc.stderr.read()
+        nodes = json.loads(next(out.glob("vdlgraph.*.log")).read_bytes())["nodes"]
+        graphs[context] = [n["type"] for n in nodes]
+    assert graphs[True].count("conv2d") == graphs[False].count("conv2d") + 2
+    assert "pool2d" in graphs[True]
 
 
 def test_an_unusable_cache_entry_costs_an_export_not_the_graph(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     monkeypatch.setenv("SEGHW_CACHE_DIR", str(cache))
     cfg = build_config("cpu-demo", log_root=str(tmp_path), image_size=32, static_graph=False)
-    cached = cached_graph_file(cache, cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
+    cached = cached_graph_file(cache, model_settings(cfg), cfg.image_size)
     cached.mkdir(parents=True)  # neither readable nor replaceable as a file
     run_dir = tmp_path / "logs_11271604"
     run_dir.mkdir()

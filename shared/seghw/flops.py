@@ -28,10 +28,13 @@ def _hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int], patch_stem: bool = False) -> int:
-    """Forward FLOPs of ``seghw.model.build_model(base_channels, depth, patch_stem)`` for one image.
+def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int], patch_stem: bool = False,
+                context: bool = False) -> int:
+    """Forward FLOPs of ``seghw.model.build_model(base_channels, depth, patch_stem, context=context)``
+    for one image.
 
-    ``image_size`` is a side or ``(height, width)``, each a multiple of ``2 ** depth``. The layer
+    ``image_size`` is a side or ``(height, width)``, each a multiple of the model's stride (``2 ** depth``,
+    twice that with the context branch). The layer
     plan mirrors ``EraseNetLite``: a two-conv stem, ``depth`` downsampling stages (a stride-2 conv,
     then a conv), and two decoders (image at full width, mask at half width, at least 4 channels)
     whose stages concatenate the upsampled input with the encoder's skip, followed by a 1x1 head.
@@ -39,9 +42,10 @@ def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int
     resolution stand for the stem and the first stage, and the heads predict 2x2 patches.
     """
     h, w = _hw(image_size)
-    stride = 2**depth
+    stride = 2 ** (depth + context)
     if h % stride or w % stride:
-        raise ValueError(f"image size {h}x{w} is not a multiple of the model stride {stride} (depth {depth})")
+        raise ValueError(f"image size {h}x{w} is not a multiple of the model stride {stride} (depth {depth}"
+                         f"{', context branch' if context else ''})")
     widths = [base_channels * 2**i for i in range(depth + 1)]
     top = 1 if patch_stem else 0  # the level the stem's output is at
     patch_pixels = 4 if patch_stem else 1
@@ -56,6 +60,8 @@ def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int
     for i in range(top, depth):
         total += conv_flops(3, widths[i], widths[i + 1], *at(i + 1))
         total += conv_flops(3, widths[i + 1], widths[i + 1], *at(i + 1))
+    if context:  # two convolutions at half the bottleneck's resolution
+        total += 2 * conv_flops(3, widths[-1], widths[-1], *at(depth + 1))
     for out_channels, scale in ((3, 1.0), (1, 0.5)):
         dec = [max(4, int(wd * scale)) for wd in widths]
         cin = widths[-1]
@@ -68,9 +74,9 @@ def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int
 
 
 def train_step_flops(base_channels: int, depth: int, image_size: int | tuple[int, int],
-                     patch_stem: bool = False) -> int:
+                     patch_stem: bool = False, context: bool = False) -> int:
     """Approximate FLOPs of one training step per image (forward and backward)."""
-    return TRAIN_STEP_FACTOR * model_flops(base_channels, depth, image_size, patch_stem)
+    return TRAIN_STEP_FACTOR * model_flops(base_channels, depth, image_size, patch_stem, context)
 
 
 PEAK_ENV = "SEGHW_PEAK_GFLOPS"

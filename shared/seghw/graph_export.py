@@ -5,8 +5,9 @@ Paddle's legacy program format, which Paddle 3 no longer produces by default. Th
 model in a legacy static program instead, in a process of its own (``FLAGS_enable_pir_api=0`` must
 be set before Paddle is imported), so the training process and its model are never touched.
 
-The graph depends only on the model's source, its shape and the versions of Paddle and VisualDL, so
-it is cached under that key: a later run of the same model copies it instead of exporting again.
+The graph depends only on the model's source, its settings (``seghw.model.model_settings``), the
+input size and the versions of Paddle and VisualDL, so it is cached under that key: a later run of
+the same model copies it instead of exporting again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 GRAPH_GLOB = "vdlgraph.*.log"
 
 
-def cached_graph_file(cache: Path, base_channels: int, depth: int, image_size: int, patch_stem: bool = False) -> Path:
+def cached_graph_file(cache: Path, model: dict, image_size: int) -> Path:
+    """Where the graph of ``build_model(**model)`` at ``image_size`` is cached."""
     import paddle
     import visualdl
 
@@ -32,7 +34,7 @@ def cached_graph_file(cache: Path, base_channels: int, depth: int, image_size: i
     key = hashlib.sha256()
     for source in (seghw.model.__file__, __file__):
         key.update(Path(source).read_bytes())
-    key.update(f"{paddle.__version__}|{visualdl.__version__}|{base_channels}|{depth}|{image_size}|{patch_stem}".encode())
+    key.update(f"{paddle.__version__}|{visualdl.__version__}|{json.dumps(model, sort_keys=True)}|{image_size}".encode())
     return Path(cache) / "graphs" / f"{key.hexdigest()[:24]}.json"
 
 
@@ -52,14 +54,11 @@ def copy_cached_graph(run_dir: Path, cached: Path) -> Path | None:
     return write_bytes_atomic(_graph_log(run_dir), graph)
 
 
-def start_export(run_dir: Path, base_channels: int, depth: int, image_size: int, patch_stem: bool = False,
-                 cache_file: Path | None = None) -> subprocess.Popen:
+def start_export(run_dir: Path, model: dict, image_size: int, cache_file: Path | None = None) -> subprocess.Popen:
     """Export in the background (and into ``cache_file``); the caller may wait for it or not."""
     env = dict(os.environ, FLAGS_enable_pir_api="0", GLOG_minloglevel="2", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "seghw.graph_export", "--out", str(run_dir), "--base-channels",
-           str(base_channels), "--depth", str(depth), "--image-size", str(image_size)]
-    if patch_stem:
-        cmd.append("--patch-stem")
+    cmd = [sys.executable, "-m", "seghw.graph_export", "--out", str(run_dir), "--model", json.dumps(model),
+           "--image-size", str(image_size)]
     if cache_file is not None:
         cmd += ["--cache-file", str(cache_file)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -78,13 +77,13 @@ def _legacy_functional(paddle):
     class LegacyF:
         pixel_shuffle = staticmethod(paddle.nn.functional.pixel_shuffle)
         max_pool2d = staticmethod(paddle.nn.functional.max_pool2d)
+        avg_pool2d = staticmethod(paddle.nn.functional.avg_pool2d)
 
     LegacyF.sigmoid = staticmethod(sigmoid)
     return LegacyF
 
 
-def export_graph(out: Path, base_channels: int, depth: int, image_size: int, patch_stem: bool = False,
-                 cache_file: Path | None = None) -> Path:
+def export_graph(out: Path, model: dict, image_size: int, cache_file: Path | None = None) -> Path:
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -99,11 +98,11 @@ def export_graph(out: Path, base_channels: int, depth: int, image_size: int, pat
     model_module.F = _legacy_functional(paddle)
     main, startup = paddle.static.Program(), paddle.static.Program()
     with paddle.static.program_guard(main, startup):
-        model = model_module.build_model(base_channels, depth, patch_stem)
+        layer = model_module.build_model(**model)
         # The naming VisualDL's add_graph gives layers, so the tab groups them the same way.
-        model._full_name = f"{type(model).__name__}[model]"
-        create_opname_scope(model)
-        model(paddle.static.data("image", [1, 3, image_size, image_size], "float32"))
+        layer._full_name = f"{type(layer).__name__}[model]"
+        create_opname_scope(layer)
+        layer(paddle.static.data("image", [1, 3, image_size, image_size], "float32"))
     graph = json.dumps(analyse_model(main.desc.serialize_to_string())).encode("utf-8")
     # The run's own file first: an unwritable cache costs later runs an export, not this run its graph.
     path = write_bytes_atomic(_graph_log(out), graph)
@@ -118,17 +117,15 @@ def export_graph(out: Path, base_channels: int, depth: int, image_size: int, pat
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--base-channels", type=int, required=True)
-    parser.add_argument("--depth", type=int, required=True)
+    parser.add_argument("--model", type=json.loads, required=True, help="build_model's settings as JSON")
     parser.add_argument("--image-size", type=int, required=True)
-    parser.add_argument("--patch-stem", action="store_true")
     parser.add_argument("--cache-file", type=Path, help="also write the graph here, for later runs")
     args = parser.parse_args(argv)
     if os.environ.get("FLAGS_enable_pir_api") != "0":
         parser.error("set FLAGS_enable_pir_api=0 (use start_export)")
     # A background helper of the trainer: on a busy machine the training step gets the core first.
     os.nice(10)
-    export_graph(args.out, args.base_channels, args.depth, args.image_size, args.patch_stem, args.cache_file)
+    export_graph(args.out, args.model, args.image_size, args.cache_file)
     return 0
 
 

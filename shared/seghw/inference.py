@@ -118,11 +118,11 @@ def load_checkpoint_predictor(
     from seghw import checkpoint
     from seghw.config import complete_saved_config
     from seghw.device import select_device
-    from seghw.model import build_model
+    from seghw.model import build_model, model_settings
 
     payload = checkpoint.load(checkpoint_path)
     cfg = complete_saved_config(payload["config"])
     device = select_device("auto")
-    model = build_model(cfg["base_channels"], cfg["depth"], cfg["patch_stem"], cfg["fill"], cfg["context"])
+    model = build_model(**model_settings(cfg))
     model.set_state_dict(payload["model"])
     return make_predictor(model, device, engine=engine, threads=threads), cfg

@@ -176,6 +176,15 @@ class EraseNetLite(nn.Layer):
 FILLS = ("bounded", "paper")
 
 
+MODEL_SETTINGS = ("base_channels", "depth", "patch_stem", "fill", "context")
+
+
+def model_settings(cfg) -> dict:
+    """``build_model``'s keyword arguments from a TrainConfig, or from a config dict as checkpoints hold it."""
+    get = cfg.get if isinstance(cfg, dict) else (lambda name: getattr(cfg, name))
+    return {name: get(name) for name in MODEL_SETTINGS}
+
+
 def build_model(base_channels: int, depth: int, patch_stem: bool = False, fill: str = "bounded",
                 context: bool = False) -> EraseNetLite:
     return EraseNetLite(base_channels=base_channels, depth=depth, patch_stem=patch_stem, fill=fill, context=context)

@@ -24,7 +24,7 @@ def measure(b: Bench) -> dict[str, Any]:
     from seghw.data.synth import generate_pair
     from seghw.flops import machine_peak_gflops, model_flops
     from seghw.inference import inference_threads, make_predictor
-    from seghw.model import build_model
+    from seghw.model import build_model, model_settings
     from seghw.tiling import count_windows, tile_predict
 
     demo = build_config("cpu-demo")
@@ -32,9 +32,9 @@ def measure(b: Bench) -> dict[str, Any]:
     image, _gt, _mask = generate_pair(20240, PAGE_HW)
     gen_seconds = time.perf_counter() - t0
     paddle.seed(0)
-    model = build_model(demo.base_channels, demo.depth, demo.patch_stem)
+    model = build_model(**model_settings(demo))
     windows = count_windows(*PAGE_HW, window=PAGE_WINDOW, overlap=PAGE_OVERLAP, multiple=demo.stride)
-    flops = windows * model_flops(demo.base_channels, demo.depth, PAGE_WINDOW, demo.patch_stem)
+    flops = windows * model_flops(demo.base_channels, demo.depth, PAGE_WINDOW, demo.patch_stem, demo.context)
     engines = {}
     # The same predict functions as ``seghw infer --engine fast|eager``, alternating so both see the same load.
     predictors = {"fast": make_predictor(model, "cpu", engine="fast"), "eager": make_predictor(model, "cpu", "eager")}

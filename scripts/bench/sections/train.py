@@ -37,7 +37,7 @@ def measure_config(b: Bench, label: str, rounds: int, overrides: dict[str, Any])
             peak = machine_peak_gflops()
             cfg = demo_config(obs, b.runs_root if obs else b.tmp / "runs_off", **overrides)
             res = train_once(cfg, b.runs_root if obs else b.tmp / "runs_off")
-            flops = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
+            flops = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem, cfg.context)
             res.update(peak=peak, gflops=res["step_rate"] * flops / 1e9)
             res["utilization"] = res["gflops"] / peak
             runs[obs].append(res)
@@ -45,7 +45,7 @@ def measure_config(b: Bench, label: str, rounds: int, overrides: dict[str, Any])
                   f"(steps {res['step_rate']:.1f} img/s, {res['gflops']:.1f} GFLOP/s of {peak:.0f}, "
                   f"data wait {pct(max(res['data_wait'] or [float('nan')]))})")
     summary = {"label": label, "runs": runs, "forward_flops": model_flops(cfg.base_channels, cfg.depth, cfg.image_size,
-                                                                            cfg.patch_stem),
+                                                                            cfg.patch_stem, cfg.context),
                "image_size": cfg.image_size,
                "batch_size": cfg.batch_size, "steps_per_epoch": runs[True][0]["steps_per_epoch"]}
     for obs, name in ((True, "on"), (False, "off")):

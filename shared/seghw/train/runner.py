@@ -72,14 +72,14 @@ def build(cfg: TrainConfig, run_dir: Path, device: str, steps_per_epoch: int):
     """Model, optimizer, schedule and AMP scaler in a fresh RunState."""
     import paddle
 
-    from seghw.model import build_model, count_parameters
+    from seghw.model import build_model, count_parameters, model_settings
     from seghw.train.schedule import build_scheduler
     from seghw.train.state import RunState
 
     paddle.seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
-    model = build_model(cfg.base_channels, cfg.depth, cfg.patch_stem, cfg.fill, cfg.context)
+    model = build_model(**model_settings(cfg))
     if cfg.static_graph:
         # One static program per mode (train/eval) for any batch and page size; the parameters,
         # their gradients and the state dict stay those of the eager layer.
@@ -137,7 +137,7 @@ def observers(state, cfg: TrainConfig):
     from seghw.train.observers.visualdl_logger import VisualDLLogger
 
     writes = cfg.observers and distributed.rank() == 0  # one process writes for all of them
-    per_sample = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
+    per_sample = train_step_flops(cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem, cfg.context)
     # The CPU ceiling costs ~0.5 s to measure; a GPU's is not numpy's.
     peak = run_peak_gflops() * 1e9 if state.device == "cpu" and writes else None
     recorder = MetricsRecorder(flops_per_sample=per_sample, peak_flops=peak)

@@ -212,12 +212,13 @@ class VisualDLLogger(Observer):
         """The Graphs tab, exported by a separate process unless the cache has it."""
         from seghw import paths
         from seghw.graph_export import cached_graph_file, copy_cached_graph, start_export
+        from seghw.model import model_settings
 
         cfg = state.config
-        shape = (cfg.base_channels, cfg.depth, cfg.image_size, cfg.patch_stem)
-        cached = cached_graph_file(paths.cache_dir(paths.log_root(cfg.log_root)), *shape)
+        model = model_settings(cfg)
+        cached = cached_graph_file(paths.cache_dir(paths.log_root(cfg.log_root)), model, cfg.image_size)
         if copy_cached_graph(self.run_dir, cached) is None:
-            self._graph_export = start_export(self.run_dir, *shape, cache_file=cached)
+            self._graph_export = start_export(self.run_dir, model, cfg.image_size, cache_file=cached)
 
     def _finish_graph(self) -> None:
         proc, self._graph_export = self._graph_export, None
