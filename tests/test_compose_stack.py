@@ -396,3 +396,24 @@ def test_bad_settings_are_one_line_naming_the_setting(project: Project, project_
         assert "BUILD_CA_BUNDLE" in line and "CERTIFICATE_VERIFY_FAILED" in line
     else:
         assert built.returncode == 0, built.stderr[-2000:]
+
+
+def test_a_change_to_the_code_reinstalls_the_project_not_its_dependencies(project: Project, project_copy: Path):
+    # After `git pull`, `docker compose up --build` must not download and install every library again.
+    init = project_copy / "shared" / "seghw" / "__init__.py"
+    init.write_text(init.read_text() + f"\n# {time.time()}\n")
+    env = {**project.env, "COMPOSE_PROJECT_NAME": project.name + "bad"}
+    t0 = time.monotonic()
+    built = subprocess.run(["docker", "compose", "--progress", "plain", "build", "monitor"], cwd=project_copy,
+                           env=env, capture_output=True, text=True, timeout=900)
+    note_timing("monitor image after a code change: build", time.monotonic() - t0)
+    log = built.stdout + built.stderr
+    assert built.returncode == 0, log[-3000:]
+
+    def step(command: str) -> str:
+        found = re.search(rf"(?m)^#(\d+) \[[^\]]*\] RUN .*{re.escape(command)}", log)
+        assert found, f"no build step running {command!r}:\n{log[-3000:]}"
+        return "cached" if re.search(rf"(?m)^#{found.group(1)} CACHED$", log) else "ran"
+
+    assert step("pip install --no-cache-dir /tmp/seghw-deps") == "cached"
+    assert step("pip install --no-cache-dir --no-deps /tmp/seghw-src") == "ran"
