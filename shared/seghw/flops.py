@@ -33,11 +33,11 @@ def model_flops(base_channels: int, depth: int, image_size: int | tuple[int, int
     """Forward FLOPs of ``seghw.model.build_model(base_channels, depth, patch_stem, context=context)``
     for one image.
 
-    ``image_size`` is a side or ``(height, width)``, each a multiple of the model's stride (``2 ** depth``,
-    twice that with the context branch). The layer
-    plan mirrors ``EraseNetLite``: a two-conv stem, ``depth`` downsampling stages (a stride-2 conv,
-    then a conv), and two decoders (image at full width, mask at half width, at least 4 channels)
-    whose stages concatenate the upsampled input with the encoder's skip, followed by a 1x1 head.
+    ``image_size`` is a side or ``(height, width)``, each a multiple of the model's stride
+    (``2 ** depth``, twice that with the context branch). The layer plan mirrors ``EraseNetLite``: a
+    two-conv stem, ``depth`` downsampling stages (a stride-2 conv, then a conv), the context branch's
+    two convs, and two decoders (image at full width, mask at half width, at least 4 channels) whose
+    stages concatenate the upsampled input with the encoder's skip, followed by a 1x1 head.
     With ``patch_stem`` the full-resolution level is gone: a 2x2 stride-2 conv and a conv at half
     resolution stand for the stem and the first stage, and the heads predict 2x2 patches.
     """

@@ -20,11 +20,8 @@ def _stop(signum, frame) -> None:
 def one_interrupt_stops() -> Iterator[None]:
     """Inside, the first SIGINT raises KeyboardInterrupt and any later one is ignored until the block
     ends. A process that was started with SIGINT ignored (a shell's background job) keeps it ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
+    if threading.current_thread() is not threading.main_thread() or previous is not signal.default_int_handler:
         yield
         return
     signal.signal(signal.SIGINT, _stop)
