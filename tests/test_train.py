@@ -124,6 +124,13 @@ def test_eval_and_infer_from_the_checkpoint(two_epoch_run, cache, tmp_path):
     for name in ("syn_000000", "syn_000001"):
         assert Image.open(out / f"{name}.png").size == (48, 48)
         assert Image.open(out / f"{name}_mask.png").size == (48, 48)
+    # A page run at half its scale comes back at its own size.
+    half = tmp_path / "half"
+    proc = run_seghw(["infer", "--checkpoint", str(run_dir), "--input", str(data / "images" / "syn_000000.jpg"),
+                      "--output", str(half), "--window", "32", "--overlap", "8", "--scale", "0.5"], cache, check=True)
+    assert "[1/1] syn_000000.jpg: 48x48 px, run at 0.50x" in proc.stderr
+    assert Image.open(half / "syn_000000.png").size == (48, 48)
+    assert Image.open(half / "syn_000000_mask.png").size == (48, 48)
 
 
 def test_fast_inference_computes_what_the_training_model_computes(two_epoch_run, cache, tmp_path):
@@ -177,6 +184,16 @@ def test_a_run_saved_before_the_patch_stem_existed_resumes_and_infers_with_its_m
                str(data / "images"), "--output", str(tmp_path / "clean"), "--window", "32", "--overlap", "8"],
               cache, check=True)
     assert (tmp_path / "clean" / "syn_000000.png").is_file()
+
+
+@pytest.mark.parametrize("command", ["infer", "eval"])
+def test_a_bad_page_scale_is_named(two_epoch_run, cache, tmp_path, command):
+    run_dir, _ = two_epoch_run
+    where = (["--input", str(tmp_path), "--output", str(tmp_path / "o")] if command == "infer"
+             else ["--data", str(tmp_path)])
+    proc = run_seghw([command, "--checkpoint", str(run_dir), *where, "--scale", "0"], cache)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["seghw: error: invalid --scale '0': use auto, or a factor in (0, 4]"]
 
 
 def test_an_unknown_inference_engine_is_named(two_epoch_run, cache, tmp_path):

@@ -60,7 +60,8 @@ def read_label(path: Path) -> np.ndarray:
         raise DataError(f"cannot read label image {path}: {exc}") from None
 
 
-def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, multiple: int = 16) -> list[dict]:
+def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, multiple: int = 16,
+                     scale: float | None = None) -> list[dict]:
     """Quality of the model, the identity and the classical baseline on every pair of ``data``.
 
     Each row has the means per image of PSNR/SSIM/MS-SSIM/score against the truth, ``psnr_input``
@@ -69,18 +70,22 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     the pages (:func:`seghw.metrics.ink_counts`; the mask is ``masks/`` or derived from the pair).
     ``error_shares`` says where the squared error sits (:func:`seghw.metrics.error_regions`), and when
     ``data`` labels its strokes (``sources/``) ``hw_removed_by`` gives the removed share per label.
-    ``predict=None`` leaves the model out.
+    ``predict=None`` leaves the model out. The model sees each page at ``scale``
+    (:func:`seghw.page_scale.predict_page`; ``None``: the page's own print decides).
     """
     from seghw import baselines, metrics
     from seghw.data.dataset import derive_mask, read_mask, scan_pairs
+    from seghw.page_scale import predict_page
     from seghw.tiling import tile_predict
 
     pairs = scan_pairs(Path(data))
     labels = read_labels(Path(data))
     methods: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
     if predict is not None:
-        methods["model"] = lambda img: tile_predict(img, predict, window=window, overlap=window // 8,
-                                                    multiple=multiple)
+        def tile(img):
+            return tile_predict(img, predict, window=window, overlap=window // 8, multiple=multiple)
+
+        methods["model"] = lambda img: predict_page(img, tile, scale)
     methods["identity"] = baselines.identity
     methods["classical (ink threshold + Telea)"] = baselines.classical
     scores: dict[str, list[dict]] = {name: [] for name in methods}
@@ -152,7 +157,11 @@ def render_table(rows: list[dict], title: str = "") -> None:
 
 
 def infer_paths(input_path: Path, output: Path, predict: Callable, window: int = 512, overlap: int = 64,
-                multiple: int = 16) -> int:
+                multiple: int = 16, scale: float | None = None,
+                on_page: Callable[[str], None] | None = None) -> int:
+    """Clean pages and masks of an image or a folder of them; ``on_page`` gets a line per page
+    (its size and the scale the model saw it at)."""
+    from seghw.page_scale import auto_scale, predict_page
     from seghw.tiling import tile_predict
 
     input_path = Path(input_path)
@@ -166,8 +175,17 @@ def infer_paths(input_path: Path, output: Path, predict: Callable, window: int =
         raise UserError(f"--input {input_path}: no such file or folder")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        clean, mask = tile_predict(read_rgb(path), predict, window=window, overlap=overlap, multiple=multiple)
+
+    def tile(img):
+        return tile_predict(img, predict, window=window, overlap=overlap, multiple=multiple)
+
+    for number, path in enumerate(files, 1):
+        image = read_rgb(path)
+        factor = auto_scale(image) if scale is None else scale
+        clean, mask = predict_page(image, tile, factor)
         _save_png(output / f"{path.stem}.png", clean)
         _save_png(output / f"{path.stem}_mask.png", mask)
+        if on_page is not None:
+            at = "its own scale" if factor == 1 else f"{factor:.2f}x"
+            on_page(f"[{number}/{len(files)}] {path.name}: {image.shape[1]}x{image.shape[0]} px, run at {at}")
     return len(files)

@@ -85,13 +85,17 @@ def real_picture(predict, realset: Path, out: Path, multiple: int,
     from PIL import Image
 
     from seghw.evaluate import read_rgb
+    from seghw.page_scale import predict_page
     from seghw.tiling import tile_predict
+
+    def tile(image):
+        return tile_predict(image, predict, window=REAL_WINDOW, overlap=REAL_WINDOW // 8, multiple=multiple)
 
     rows = []
     for name in names:
         folder = realset / ("print" if name.startswith("print") else "written")
         image = read_rgb(folder / "images" / f"{name}.png")
-        clean, mask = tile_predict(image, predict, window=REAL_WINDOW, overlap=REAL_WINDOW // 8, multiple=multiple)
+        clean, mask = predict_page(image, tile)  # as `seghw infer` runs it
         gap = np.full((image.shape[0], 6, 3), 255, np.uint8)
         rows.append(np.concatenate([image, gap, clean, gap, np.repeat(mask[..., None], 3, axis=2)], axis=1))
         rows.append(np.full((6, rows[-1].shape[1], 3), 255, np.uint8))

@@ -141,6 +141,8 @@ def synth(
 
 ENGINE_HELP = "fast: Paddle Inference (oneDNN on CPU); eager: the training model, for comparison"
 THREADS_HELP = "CPU threads (default: every core, or SEGHW_THREADS)"
+SCALE_HELP = ("page scale the model sees, auto (pages with print larger than the training pages' are "
+              "scaled down to it) or a factor in (0, 4]")
 
 
 def evaluate(
@@ -150,15 +152,19 @@ def evaluate(
     json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     engine: str = typer.Option("fast", help=ENGINE_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
+    scale: str = typer.Option("auto", help=SCALE_HELP),
 ) -> None:
     """PSNR / SSIM / MS-SSIM / score, PSNR against the input, print kept and handwriting removed of a
     checkpoint, with the identity and classical baselines."""
     from seghw.config import model_stride
     from seghw.evaluate import evaluate_dataset, render_table
     from seghw.inference import load_checkpoint_predictor
+    from seghw.page_scale import parse_scale
 
+    factor = parse_scale(scale)
     predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
-    rows = evaluate_dataset(data, predict, window=window, multiple=model_stride(cfg["depth"], cfg["context"]))
+    rows = evaluate_dataset(data, predict, window=window, multiple=model_stride(cfg["depth"], cfg["context"]),
+                            scale=factor)
     if json_out:
         import json
 
@@ -175,15 +181,19 @@ def infer(
     overlap: int = typer.Option(64, help="overlap between tiles"),
     engine: str = typer.Option("fast", help=ENGINE_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
+    scale: str = typer.Option("auto", help=SCALE_HELP),
 ) -> None:
     """Erase handwriting from full pages of any size (tiled, with overlap)."""
     from seghw.config import model_stride
     from seghw.evaluate import infer_paths
     from seghw.inference import load_checkpoint_predictor
+    from seghw.page_scale import parse_scale
 
+    factor = parse_scale(scale)
     predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
     n = infer_paths(input_path, output, predict, window=window, overlap=overlap,
-                    multiple=model_stride(cfg["depth"], cfg["context"]))
+                    multiple=model_stride(cfg["depth"], cfg["context"]), scale=factor,
+                    on_page=lambda line: typer.echo(line, err=True))
     typer.echo(f"wrote {n} clean pages and masks to {output}")
 
 
