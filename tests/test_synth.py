@@ -14,6 +14,7 @@ from seghw.data import fonts as fontmod
 from seghw.data.synth import (
     GENERATOR_VERSION,
     MANIFEST,
+    body_text_px,
     cached_dataset,
     default_workers,
     generate_pair,
@@ -190,3 +191,21 @@ def test_binarized_pages_mask_only_ink_that_shows() -> None:
             assert not (mask.astype(bool) & (changed == 0)).any(), seed
             return
     pytest.fail("no binarized page in 60 seeds")
+
+
+def test_large_pages_hold_text_at_scan_sizes_not_larger_letters():
+    def sizes(h, w):
+        return [body_text_px(np.random.default_rng(seed), h, w) for seed in range(300)]
+
+    at_256 = sizes(256, 256)
+    assert min(at_256) <= 14 and max(at_256) >= 34  # 100 to 300 dpi
+    assert sizes(768, 768) == at_256 == sizes(1754, 1240)  # the gpu preset's pages: more page, same print
+    assert max(sizes(48, 48)) <= 7  # a small page is a fragment at a smaller scale
+
+
+def test_text_size_varies_on_the_gpu_presets_pages():
+    from seghw.page_scale import mark_height
+
+    heights = [mark_height(generate_pair(seed, 768)[1]) for seed in range(8)]
+    measured = [h for h in heights if h is not None]
+    assert len(measured) >= 5 and max(measured) / min(measured) > 1.6  # before: 38-40 px type on every page

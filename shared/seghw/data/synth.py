@@ -24,10 +24,19 @@ from seghw.data.printed import Page, draw_paper, draw_printed
 from seghw.errors import ConfigError
 
 # Bump whenever the pictures a seed produces change: cached datasets are keyed on it.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 7  # v7: pages above 256 px get the body text sizes of 256-px pages (v5, v6: reverted trials)
 MANIFEST = "dataset.json"
 MASK_ALPHA_THRESHOLD = 0.08
 MIN_SIZE = 16
+SCAN_SCALE_SIDE = 256  # px; from this side on, pages hold text at the sizes of 100-300-dpi scans
+
+
+def body_text_px(rng: np.random.Generator, h: int, w: int) -> int:
+    """Body text height: about 13 to 36 px (100-300 dpi) on pages of ``SCAN_SCALE_SIDE`` px and more,
+    so that large pages (the ``gpu`` preset's 768 px) show more of a page, not larger letters; smaller
+    pages show a fragment at a proportionally smaller scale."""
+    side = min(h, w, SCAN_SCALE_SIDE)
+    return int(np.clip(side / 12.0 * rng.uniform(0.6, 1.7), 7, 40))
 
 
 def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -101,8 +110,7 @@ def generate_pair(
     h, w = _size_hw(size)
     fonts = available_fonts() if fonts is None else tuple(fonts)
     rng = np.random.default_rng(seed)
-    # 100-300 dpi: body text from about 13 to 40 px high at 256-px pages.
-    text_px = int(np.clip(min(h, w) / 12.0 * rng.uniform(0.6, 1.7), 7, 40))
+    text_px = body_text_px(rng, h, w)
     page = Page(h, w, text_px)
     paper = draw_paper(rng, h, w)
     cov, colour_cov = draw_printed(rng, page, fonts)
