@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +83,7 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     labels = read_labels(Path(data))
     methods: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
     if predict is not None:
-        def tile(img):
-            return tile_predict(img, predict, window=window, overlap=window // 8, multiple=multiple)
-
+        tile = partial(tile_predict, predict=predict, window=window, overlap=window // 8, multiple=multiple)
         methods["model"] = lambda img: predict_page(img, tile, scale)
     methods["identity"] = baselines.identity
     methods["classical (ink threshold + Telea)"] = baselines.classical
@@ -175,10 +174,7 @@ def infer_paths(input_path: Path, output: Path, predict: Callable, window: int =
         raise UserError(f"--input {input_path}: no such file or folder")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-
-    def tile(img):
-        return tile_predict(img, predict, window=window, overlap=overlap, multiple=multiple)
-
+    tile = partial(tile_predict, predict=predict, window=window, overlap=overlap, multiple=multiple)
     for number, path in enumerate(files, 1):
         image = read_rgb(path)
         factor = auto_scale(image) if scale is None else scale

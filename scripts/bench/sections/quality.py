@@ -81,6 +81,8 @@ def real_figures(print_rows: list[dict], written_rows: list[dict]) -> dict[str, 
 def real_picture(predict, realset: Path, out: Path, multiple: int,
                  names: tuple[str, ...] = ("print_003", "written_001")) -> Path:
     """input | output | mask rows of real pages, for BENCHMARKS.md."""
+    from functools import partial
+
     import numpy as np
     from PIL import Image
 
@@ -88,8 +90,7 @@ def real_picture(predict, realset: Path, out: Path, multiple: int,
     from seghw.page_scale import predict_page
     from seghw.tiling import tile_predict
 
-    def tile(image):
-        return tile_predict(image, predict, window=REAL_WINDOW, overlap=REAL_WINDOW // 8, multiple=multiple)
+    tile = partial(tile_predict, predict=predict, window=REAL_WINDOW, overlap=REAL_WINDOW // 8, multiple=multiple)
 
     rows = []
     for name in names:
