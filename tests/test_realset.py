@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -101,3 +105,19 @@ def test_mnist_json_and_photo_strokes(tmp_path: Path) -> None:
     cv2.putText(photo, "x+1", (20, 80), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.0, 40, 3)
     strokes = realset.photo_strokes(photo)
     assert strokes and all(s.max() > 0.9 and s.dtype == np.float32 for s in strokes)
+
+
+def test_the_builders_tools_are_named_with_the_install_line(tmp_path: Path) -> None:
+    """``make realset``/``make bench`` check pdftoppm, pdfinfo and npm first: without them (and
+    without root to install them), one line naming the packages and the target, exit 1."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install_tools.py"
+    cmd = [sys.executable, str(script), "realset"]
+    if os.geteuid() == 0:  # as root it would install them; the message is for everyone else
+        cmd = [shutil.which("setpriv") or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    done = subprocess.run(cmd, env={"PATH": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("make realset needs pdftoppm and pdfinfo"), lines
+    assert "npm" in lines[0] and "sudo apt-get install npm poppler-utils" in lines[0]
+    bad = subprocess.run([sys.executable, str(script), "nonsense"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "usage: install_tools.py [test|realset]" in bad.stderr
