@@ -113,6 +113,7 @@ def quality_rows(print_kept: float = 0.95) -> list[dict]:
              "print_kept": print_kept, "hw_removed": 0.7,
              "seconds_per_image": None if m.startswith("identity") else 0.05,
              "error_shares": {"missed": 0.25, "unpainted": 0.25, "beside": 0.1, "away": 0.4},
+             "hw_over_print": 0.12, "hw_removed_over_print": 0.4, "hw_removed_over_paper": 0.75,
              **({"hw_removed_by": BY_SOURCE} if m.startswith("model") else {})}
             for m, p in METHODS]
 
@@ -227,6 +228,9 @@ def test_full_document_structure(tmp_path):
     assert "| mnist | 50.0 % (300) | 100.0 % (100) | 62.5 % (400) |" in lines
     assert "| all | 37.5 % (400) | 100.0 % (100) | 50.0 % (500) |" in lines
     assert "| model (cpu-demo) | 25.0 % | 25.0 % | 10.0 % | 40.0 % |" in lines
+    assert ("12.0 % of the handwriting's ink pixels lie over print (the truth there is printed ink, so removing "
+            "them means putting the print back): the model removed 40.0 % of those and 75.0 % of the strokes "
+            "over paper.") in lines
     curve = [line for line in lines if re.match(r"\| \d+\.\d \| \d+\.\d\d \| ", line)]
     # Only the points that measured the real set too: every third epoch here.
     assert len(curve) == 10 and curve[-1] == "| 15.0 | 55.00 | 99.7 % | 41.50 dB | 73.0 % | 99.2 % | +2.70 dB |"

@@ -258,12 +258,36 @@ def test_ink_counts_on_known_arrays():
     image = gt.copy()
     image[40:44, 8:56] = (40, 60, 200)  # blue handwriting over paper
     counts = m.ink_counts(image, image, gt, mask)  # the identity
-    assert counts == {"print_pixels": 480, "print_kept": 480, "hw_pixels": 192, "hw_removed": 0}
+    assert counts == {"print_pixels": 480, "print_kept": 480, "hw_pixels": 192, "hw_removed": 0,
+                      "hw_over_print_pixels": 0, "hw_over_print_removed": 0}
     erased = gt.copy()
     erased[10:20, 8:32] = 240  # half the print painted over as paper, every stroke removed
     counts = m.ink_counts(image, erased, gt, mask)
-    assert counts == {"print_pixels": 480, "print_kept": 240, "hw_pixels": 192, "hw_removed": 192}
-    assert m.ink_shares(counts) == {"print_kept": 0.5, "hw_removed": 1.0}
+    assert counts == {"print_pixels": 480, "print_kept": 240, "hw_pixels": 192, "hw_removed": 192,
+                      "hw_over_print_pixels": 0, "hw_over_print_removed": 0}
+    assert m.ink_shares(counts) == {"print_kept": 0.5, "hw_removed": 1.0, "hw_over_print": 0.0,
+                                    "hw_removed_over_print": None, "hw_removed_over_paper": 1.0}
+
+
+def test_handwriting_over_print_is_removed_only_by_putting_the_print_back():
+    gt = np.full((64, 64, 3), 240, np.uint8)
+    gt[10:20, 8:56] = 150  # grey print: dark enough to count, light enough for ink to show on it
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:22, 20:28] = 255  # a stroke crossing the printed bar: 2 rows over paper on each side
+    image = gt.copy()
+    image[8:22, 20:28] = (gt[8:22, 20:28] * np.array([0.2, 0.3, 0.9])).astype(np.uint8)  # blue ink, multiplied
+    painted = image.copy()
+    painted[8:22, 20:28] = 240  # paper everywhere the mask is: right over paper, wrong over print
+    counts = m.ink_counts(image, painted, gt, mask)
+    assert counts["hw_pixels"] == 112 and counts["hw_over_print_pixels"] == 80
+    assert counts["hw_removed"] == 32 and counts["hw_over_print_removed"] == 0
+    shares = m.ink_shares(counts)
+    assert shares["hw_over_print"] == 80 / 112
+    assert shares["hw_removed_over_paper"] == 1.0 and shares["hw_removed_over_print"] == 0.0
+    restored = painted.copy()
+    restored[10:20, 20:28] = 150  # the print put back under the stroke
+    counts = m.ink_counts(image, restored, gt, mask)
+    assert counts["hw_removed"] == 112 and counts["hw_over_print_removed"] == 80
 
 
 def test_print_kept_needs_half_the_darkness_and_ignores_the_strokes_rims():
@@ -282,7 +306,8 @@ def test_ink_shares_without_ink_are_none():
     page = np.full((32, 32, 3), 230, np.uint8)
     counts = m.ink_counts(page, page, page, np.zeros((32, 32), np.uint8))
     assert counts["print_pixels"] == counts["hw_pixels"] == 0
-    assert m.ink_shares(counts) == {"print_kept": None, "hw_removed": None}
+    assert m.ink_shares(counts) == {"print_kept": None, "hw_removed": None, "hw_over_print": None,
+                                    "hw_removed_over_print": None, "hw_removed_over_paper": None}
     with pytest.raises(ValueError, match="mask"):
         m.ink_counts(page, page, page, np.zeros((16, 32), np.uint8))
 

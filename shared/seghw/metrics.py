@@ -263,6 +263,8 @@ def ink_counts(image_u8: np.ndarray, out_u8: np.ndarray, gt_u8: np.ndarray, mask
     - **Handwriting ink**: mask pixels where the input differs from the truth by at least
       :data:`HW_INK_DELTA` (largest channel difference). One is *removed* when the output's
       difference from the truth is under half of the input's.
+    - **Handwriting over print** (``hw_over_print_*``): those of them whose truth is printed ink
+      (as dark as print ink, wherever it is). Removing one means putting the print back, not paper.
     """
     _check_pair(image_u8, gt_u8)
     _check_pair(out_u8, gt_u8)
@@ -280,17 +282,28 @@ def ink_counts(image_u8: np.ndarray, out_u8: np.ndarray, gt_u8: np.ndarray, mask
     e_out = np.abs(out_u8.astype(np.int16) - gt_i).reshape(*mask.shape, -1).max(axis=-1)
     inked = mask & (e_in >= HW_INK_DELTA)
     removed = inked & (2 * e_out < e_in)
+    over_print = inked & (dark >= PRINT_INK_DELTA)
     return {"print_pixels": int(printed.sum()), "print_kept": int(kept.sum()),
-            "hw_pixels": int(inked.sum()), "hw_removed": int(removed.sum())}
+            "hw_pixels": int(inked.sum()), "hw_removed": int(removed.sum()),
+            "hw_over_print_pixels": int(over_print.sum()), "hw_over_print_removed": int((over_print & removed).sum())}
 
 
 def ink_shares(counts: dict[str, int]) -> dict[str, float | None]:
     """``{"print_kept", "hw_removed"}`` as shares (0-1) of counts from :func:`ink_counts` (summed over
-    pages, so large pages weigh more); ``None`` where there was no such ink."""
-    def share(part: str, whole: str) -> float | None:
-        return counts[part] / counts[whole] if counts.get(whole) else None
+    pages, so large pages weigh more), and the handwriting split by what lies under it:
+    ``hw_over_print`` (the share of its ink over print), ``hw_removed_over_print``,
+    ``hw_removed_over_paper``; ``None`` where there was no such ink."""
+    def share(part: float, whole: float) -> float | None:
+        return part / whole if whole else None
 
-    return {"print_kept": share("print_kept", "print_pixels"), "hw_removed": share("hw_removed", "hw_pixels")}
+    c = {k: counts.get(k, 0) for k in ("print_pixels", "print_kept", "hw_pixels", "hw_removed",
+                                       "hw_over_print_pixels", "hw_over_print_removed")}
+    over, over_removed = c["hw_over_print_pixels"], c["hw_over_print_removed"]
+    return {"print_kept": share(c["print_kept"], c["print_pixels"]),
+            "hw_removed": share(c["hw_removed"], c["hw_pixels"]),
+            "hw_over_print": share(over, c["hw_pixels"]),
+            "hw_removed_over_print": share(over_removed, over),
+            "hw_removed_over_paper": share(c["hw_removed"] - over_removed, c["hw_pixels"] - over)}
 
 
 ERROR_REGIONS = ("missed", "unpainted", "beside", "away")

@@ -313,6 +313,11 @@ def render(b: Bench, q: dict[str, Any]) -> list[str]:
         lines += ["", "The model's handwriting removed on the written pages by source and ink (share of the "
                   "handwriting's ink pixels, their number in brackets):", ""]
         lines += by_source_table(model_row["hw_removed_by"])
+    if model_row.get("hw_over_print") is not None:
+        lines += ["", f"{pct(model_row['hw_over_print'])} of the handwriting's ink pixels lie over print (the truth "
+                  "there is printed ink, so removing them means putting the print back): the model removed "
+                  f"{pct(model_row.get('hw_removed_over_print'))} of those and "
+                  f"{pct(model_row.get('hw_removed_over_paper'))} of the strokes over paper."]
     lines += ["", "Where the squared error of the written pages sits (`seghw.metrics.error_regions`; the predicted "
               "mask of the identity is empty):", ""]
     lines += error_table(q["real_rows"]["written"])
