@@ -128,10 +128,10 @@ def main(argv: list[str]) -> int:
     if not missing:
         return 0
     names = ", ".join(n.what for n in missing)
+    apt = sorted({p for n in missing for p in n.apt})
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         if group != "test":
-            apt = " ".join(sorted({p for n in missing for p in n.apt}))
-            print(f"{target} needs {names}: install them (Debian/Ubuntu: `sudo apt-get install {apt}`), "
+            print(f"{target} needs {names}: install them (Debian/Ubuntu: `sudo apt-get install {' '.join(apt)}`), "
                   f"then {target} again", file=sys.stderr)
             return 1
         engine = ("; the compose tier needs a Docker engine: run make test as root (it starts its own "
@@ -142,7 +142,6 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 1
     print(f"installing what {target} needs: {names}", flush=True)
-    apt = sorted({p for n in missing for p in n.apt})
     if apt:
         _apt(apt)
     plugins = sorted({n.plugin for n in missing if n.plugin})
@@ -150,7 +149,7 @@ def main(argv: list[str]) -> int:
         _plugins(plugins)
     still = [n.what for n in needs if not n.present()]
     if still:
-        print(f"make tools: still missing after the install: {', '.join(still)}", file=sys.stderr)
+        print(f"{target}: still missing after the install: {', '.join(still)}", file=sys.stderr)
         return 1
     return 0
 
