@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -33,9 +35,39 @@ def test_a_second_ctrl_c_during_the_wind_down_is_ignored(ctrl_c_raises):
         ctrl_c()  # the second copy, while the command prints its last status
         wound_down = True
     assert wound_down
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ctrl_c()  # a copy that comes after the block, while the command exits: nothing raised
+
+
+def test_without_a_stop_the_block_gives_ctrl_c_back(ctrl_c_raises):
+    with one_interrupt_stops():
+        pass
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with pytest.raises(KeyboardInterrupt):
-        ctrl_c()  # and after the block, Ctrl-C is Python's own again
+        ctrl_c()
+
+
+LATE_SECOND_COPY = """
+import os, signal, sys, time
+from seghw.interrupts import one_interrupt_stops
+with one_interrupt_stops():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+os.kill(os.getpid(), signal.SIGINT)  # the process group's copy, after the last status
+time.sleep(0.2)
+sys.exit(0)
+"""
+
+
+def test_a_late_second_copy_does_not_turn_the_exit_code_into_130():
+    # What `timeout -s INT` does on a busy machine: its copy to the process group lands after the
+    # command has printed its last status and left the block.
+    res = subprocess.run([sys.executable, "-c", LATE_SECOND_COPY], capture_output=True, text=True, timeout=30,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert (res.returncode, res.stdout, res.stderr) == (0, "stopped\n", "")
 
 
 def test_without_the_block_the_second_ctrl_c_breaks_the_wind_down(ctrl_c_raises):

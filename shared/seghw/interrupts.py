@@ -18,8 +18,10 @@ def _stop(signum, frame) -> None:
 
 @contextlib.contextmanager
 def one_interrupt_stops() -> Iterator[None]:
-    """Inside, the first SIGINT raises KeyboardInterrupt and any later one is ignored until the block
-    ends. A process that was started with SIGINT ignored (a shell's background job) keeps it ignored."""
+    """Inside, the first SIGINT raises KeyboardInterrupt and any later one is ignored. After a stop it
+    stays ignored once the block ends, because the command is then exiting; without one, the block
+    gives SIGINT back as it found it. A process that was started with SIGINT ignored (a shell's
+    background job) keeps it ignored."""
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or previous is not signal.default_int_handler:
         yield
@@ -28,4 +30,8 @@ def one_interrupt_stops() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # The second copy from `timeout` can come late, on a busy machine after the last status is
+        # printed. Python's default handler would then raise during the exit, or after the
+        # interpreter has reset SIGINT to the system default, which kills the process with 130.
+        if signal.getsignal(signal.SIGINT) is _stop:
+            signal.signal(signal.SIGINT, previous)
