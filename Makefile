@@ -63,7 +63,7 @@ realset: $(STAMP) ## Build the real-source evaluation set in build/realset (inst
 	$(PY) scripts/build_realset.py
 
 bench: $(STAMP) ## Measure speed and quality, write docs/BENCHMARKS.md
-	@$(PYTHON) scripts/install_tools.py realset
+	@$(PYTHON) scripts/install_tools.py realset --for "make bench"
 	$(PY) -m scripts.bench
 
 clean: ## Remove the virtualenv and local run data

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """``make tools`` (run by ``make test``): the programs the test suite needs beside the virtualenv;
-``install_tools.py realset`` (run by ``make realset`` and ``make bench``): those the real-source set's
-builder needs.
+``install_tools.py realset [--for TARGET]`` (run by ``make realset`` and ``make bench``): those the
+real-source set's builder needs; the messages name TARGET (``make realset`` unless told).
 
 Each is checked first, so a second run costs a fraction of a second. As root on Debian, what is
 missing is installed once, quietly, with apt-get; Compose v2 and buildx, which bookworm does not
@@ -80,17 +80,17 @@ REALSET_NEEDS = (
 GROUPS = {"test": (NEEDS, "make test"), "realset": (REALSET_NEEDS, "make realset")}
 
 
-def _apt(packages: list[str]) -> None:
+def _apt(packages: list[str], target: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"],
                 ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             last = (done.stderr or done.stdout).strip().splitlines()[-1:]
-            sys.exit(f"make tools: {' '.join(cmd[:2])} failed: {last[0] if last else done.returncode}")
+            sys.exit(f"{target}: {' '.join(cmd[:2])} failed: {last[0] if last else done.returncode}")
 
 
-def _plugins(packages: list[str]) -> None:
+def _plugins(packages: list[str], target: str) -> None:
     """apt-get download from PLUGIN_SUITE with a private sources list, then the binaries into PLUGIN_DIR."""
     with tempfile.TemporaryDirectory(prefix="seghw-tools-") as tmp:
         root = Path(tmp)
@@ -104,7 +104,7 @@ def _plugins(packages: list[str]) -> None:
             done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 last = (done.stderr or done.stdout).strip().splitlines()[-1:]
-                sys.exit(f"make tools: fetching {', '.join(packages)} from Debian {PLUGIN_SUITE} failed: "
+                sys.exit(f"{target}: fetching {', '.join(packages)} from Debian {PLUGIN_SUITE} failed: "
                          f"{last[0] if last else done.returncode}")
         PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
         for deb in root.glob("*.deb"):
@@ -112,18 +112,24 @@ def _plugins(packages: list[str]) -> None:
         for name in packages:
             found = list((root / "x").rglob(f"cli-plugins/{name}"))
             if not found:
-                sys.exit(f"make tools: the {name} package has no cli-plugins/{name}")
+                sys.exit(f"{target}: the {name} package has no cli-plugins/{name}")
             target = PLUGIN_DIR / name
             shutil.copy2(found[0], target.with_suffix(".new"))
             os.replace(target.with_suffix(".new"), target)
 
 
 def main(argv: list[str]) -> int:
-    group = argv[0] if argv else "test"
-    if group not in GROUPS or len(argv) > 1:
-        print(f"usage: install_tools.py [{'|'.join(GROUPS)}]", file=sys.stderr)
+    args = list(argv)
+    target = None
+    if len(args) >= 2 and args[-2] == "--for" and args[-1].strip():
+        target = args.pop().strip()
+        args.pop()
+    group = args[0] if args else "test"
+    if group not in GROUPS or len(args) > 1:
+        print(f"usage: install_tools.py [{'|'.join(GROUPS)}] [--for TARGET]", file=sys.stderr)
         return 2
-    needs, target = GROUPS[group]
+    needs, default_target = GROUPS[group]
+    target = target or default_target
     missing = [n for n in needs if not n.present()]
     if not missing:
         return 0
@@ -143,10 +149,10 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"installing what {target} needs: {names}", flush=True)
     if apt:
-        _apt(apt)
+        _apt(apt, target)
     plugins = sorted({n.plugin for n in missing if n.plugin})
     if plugins:
-        _plugins(plugins)
+        _plugins(plugins, target)
     still = [n.what for n in needs if not n.present()]
     if still:
         print(f"{target}: still missing after the install: {', '.join(still)}", file=sys.stderr)

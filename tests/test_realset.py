@@ -119,5 +119,9 @@ def test_the_builders_tools_are_named_with_the_install_line(tmp_path: Path) -> N
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("make realset needs pdftoppm and pdfinfo"), lines
     assert "npm" in lines[0] and "sudo apt-get install npm poppler-utils" in lines[0]
+    for_bench = subprocess.run([*cmd, "--for", "make bench"], env={"PATH": str(tmp_path)}, capture_output=True,
+                               text=True, timeout=60)
+    assert for_bench.returncode == 1 and for_bench.stderr.startswith("make bench needs pdftoppm"), for_bench.stderr
+    assert for_bench.stderr.strip().endswith("then make bench again"), for_bench.stderr
     bad = subprocess.run([sys.executable, str(script), "nonsense"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "usage: install_tools.py [test|realset]" in bad.stderr
+    assert bad.returncode == 2 and "usage: install_tools.py [test|realset] [--for TARGET]" in bad.stderr
