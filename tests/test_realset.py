@@ -15,7 +15,7 @@ from PIL import Image
 
 from seghw.data import realset
 from seghw.data.dataset import scan_pairs
-from seghw.evaluate import evaluate_dataset, read_rgb
+from seghw.evaluate import evaluate_dataset, evaluation_sets, read_rgb
 
 
 def _page(seed: int) -> np.ndarray:
@@ -92,6 +92,18 @@ def test_evaluation_reports_harm_and_removal(tmp_path: Path) -> None:
 
     harm = {r["method"]: r for r in evaluate_dataset(tmp_path / "print", erase_everything, window=64)}
     assert harm["model"]["print_kept"] == 0.0 and harm["model"]["psnr_input"] < 15
+
+
+def test_eval_takes_the_sets_root_or_one_set(tmp_path: Path) -> None:
+    realset.build(tmp_path / "realset", [("p", _page(1), 14.0)], _hands(), [], seed=1, print_count=1,
+                  written_count=1)
+    (tmp_path / "realset" / "notes").mkdir()  # a folder that is no set is left out
+    root = tmp_path / "realset"
+    assert evaluation_sets(root) == {"print": root / "print", "written": root / "written"}
+    assert evaluation_sets(root / "written") == {"written": root / "written"}
+    # Neither a set nor a folder of sets: the folder itself, so that the layout error names it.
+    assert evaluation_sets(root / "notes") == {"notes": root / "notes"}
+    assert evaluation_sets(tmp_path / "missing") == {"missing": tmp_path / "missing"}
 
 
 def test_mnist_json_and_photo_strokes(tmp_path: Path) -> None:

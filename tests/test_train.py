@@ -314,10 +314,11 @@ def test_the_default_gpu_preset_trains_on_the_cpu_and_resumes_with_continuous_cu
 
     sample = tmp_path / "realset"
     realset.build(sample, [("p", _page(2), 14.0)], _hands(), [], seed=2, print_count=1, written_count=2)
-    for part in ("print", "written"):
-        proc = run_seghw(["eval", "--checkpoint", str(run_dir), "--data", str(sample / part), "--json"], cache,
-                         check=True)
-        model = next(r for r in json.loads(proc.stdout) if r["method"] == "model")
+    proc = run_seghw(["eval", "--checkpoint", str(run_dir), "--data", str(sample), "--json"], cache, check=True)
+    sets = json.loads(proc.stdout)
+    assert set(sets) == {"print", "written"}
+    for part, rows in sets.items():
+        model = next(r for r in rows if r["method"] == "model")
         assert model["images"] == (1 if part == "print" else 2) and 0.0 <= model["print_kept"] <= 1.0
         assert model["psnr_input"] > 0
         if part == "written":

@@ -61,6 +61,17 @@ def read_label(path: Path) -> np.ndarray:
         raise DataError(f"cannot read label image {path}: {exc}") from None
 
 
+def evaluation_sets(data: Path) -> dict[str, Path]:
+    """The sets ``seghw eval --data`` evaluates: ``data`` itself when it holds ``images/``, else each of
+    its sub-folders that does, by name (``build/realset`` gives ``print`` and ``written``). A folder
+    with neither is left to :func:`seghw.data.dataset.scan_pairs`, whose error names the layout."""
+    data = Path(data)
+    if (data / "images").is_dir() or not data.is_dir():
+        return {data.name: data}
+    sets = {sub.name: sub for sub in sorted(data.iterdir()) if sub.is_dir() and (sub / "images").is_dir()}
+    return sets or {data.name: data}
+
+
 def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, multiple: int = 16,
                      scale: float | None = None) -> list[dict]:
     """Quality of the model, the identity and the classical baseline on every pair of ``data``.

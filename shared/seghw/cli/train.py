@@ -147,9 +147,11 @@ SCALE_HELP = ("page scale the model sees, auto (pages with print larger than the
 
 def evaluate(
     checkpoint_path: Path = typer.Option(..., "--checkpoint", help="a .pdckpt file or a run folder (latest)"),
-    data: Path = typer.Option(..., help="dataset folder (images/ + gts/)"),
+    data: Path = typer.Option(..., help="dataset folder (images/ + gts/), or a folder of them (build/realset: "
+                                  "print/ and written/), each evaluated in turn"),
     window: int = typer.Option(512, help="tile size for pages larger than it"),
-    json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON instead of a table (for a folder of sets, "
+                                  "an object of them by name)"),
     engine: str = typer.Option("fast", help=ENGINE_HELP),
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
     scale: str = typer.Option("auto", help=SCALE_HELP),
@@ -157,20 +159,24 @@ def evaluate(
     """PSNR / SSIM / MS-SSIM / score, PSNR against the input, print kept and handwriting removed of a
     checkpoint, with the identity and classical baselines."""
     from seghw.config import model_stride
-    from seghw.evaluate import evaluate_dataset, render_table
+    from seghw.evaluate import evaluate_dataset, evaluation_sets, render_table
     from seghw.inference import load_checkpoint_predictor
     from seghw.page_scale import parse_scale
 
     factor = parse_scale(scale)
+    sets = evaluation_sets(data)
     predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
-    rows = evaluate_dataset(data, predict, window=window, multiple=model_stride(cfg["depth"], cfg["context"]),
-                            scale=factor)
+    results = {}
+    for name, folder in sets.items():
+        results[name] = evaluate_dataset(folder, predict, window=window,
+                                         multiple=model_stride(cfg["depth"], cfg["context"]), scale=factor)
+        if not json_out:
+            render_table(results[name], title=f"{folder}")
     if json_out:
         import json
 
-        typer.echo(json.dumps(rows, indent=2))
-    else:
-        render_table(rows, title=f"{data}")
+        one = len(sets) == 1 and next(iter(sets.values())) == data
+        typer.echo(json.dumps(next(iter(results.values())) if one else results, indent=2))
 
 
 def infer(
