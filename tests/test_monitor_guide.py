@@ -98,9 +98,16 @@ def test_monitor_mode_keeps_printing_until_ctrl_c(two_runs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **NO_REDIS, "SEGHW_LOG_ROOT": str(two_runs)},
                             preexec_fn=ctrl_c_works)
-    time.sleep(3)
+    # Stopped once it has printed three times, however long a busy machine takes to start it.
+    seen, deadline = [], time.monotonic() + 60
+    while sum("logs_11270745 *" in line for line in seen) < 3 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    rest, err = proc.communicate(timeout=20)
+    out = "".join(seen) + rest
     assert proc.returncode == 0, err
     assert out.count("logs_11270745 *") >= 3  # printed again and again
     assert out.rstrip().endswith("stopped") and "Traceback" not in err
@@ -109,7 +116,8 @@ def test_monitor_mode_keeps_printing_until_ctrl_c(two_runs):
 def test_monitor_mode_stopped_by_timeout_exits_with_the_status(two_runs):
     # Watching for a fixed time with `timeout -s INT`: it signals the monitor and then its whole
     # process group, so the stop arrives twice; the second must not turn the exit code into 130.
-    res = subprocess.run(["timeout", "--preserve-status", "-s", "INT", "2", sys.executable, str(SCRIPT),
+    # 4 s: a busy machine may take 2 to start Python and the monitor, and a stop before that is not this test's.
+    res = subprocess.run(["timeout", "--preserve-status", "-s", "INT", "4", sys.executable, str(SCRIPT),
                           "--monitor", "--interval", "0.3"], cwd=SCRIPT.parent, capture_output=True,
                          text=True, timeout=30, env={**os.environ, **NO_REDIS, "SEGHW_LOG_ROOT": str(two_runs)},
                          preexec_fn=ctrl_c_works)
