@@ -125,6 +125,28 @@ def test_monitor_mode_stopped_by_timeout_exits_with_the_status(two_runs):
     assert res.stdout.rstrip().endswith("stopped") and "Traceback" not in res.stderr
 
 
+CTRL_C_WHILE_IMPORTING = """
+import os, runpy, signal, sys
+
+class CtrlC:  # pressed while the script imports the project, before its watch loop has started
+    def find_spec(self, name, path=None, target=None):
+        if name == "seghw.cli.monitor":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = [sys.argv[1], "--monitor"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_ctrl_c_before_the_watch_starts_exits_130_without_a_traceback(two_runs):
+    res = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING, str(SCRIPT)], cwd=SCRIPT.parent,
+                         capture_output=True, text=True, timeout=30, preexec_fn=ctrl_c_works,
+                         env={**os.environ, **NO_REDIS, "SEGHW_LOG_ROOT": str(two_runs)})
+    assert (res.returncode, res.stdout, res.stderr) == (130, "", "")
+
+
 def test_seghw_monitor_is_the_same_command(two_runs):
     res = subprocess.run([SEGHW, "monitor", "--log-dir", str(two_runs / "logs_11270745")], capture_output=True,
                          text=True, timeout=30, env={**os.environ, **NO_REDIS})

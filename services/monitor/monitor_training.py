@@ -28,6 +28,13 @@ def _guide_app():
 
 def main() -> int:
     try:
+        return _main()
+    except KeyboardInterrupt:  # Ctrl-C before the watch loop has started: no traceback
+        return 130
+
+
+def _main() -> int:
+    try:
         app = _guide_app()
     except ModuleNotFoundError as exc:
         print(f"monitor_training.py: {exc}: run it with the project's Python (.venv/bin/python, or in the "
