@@ -113,9 +113,9 @@ def _plugins(packages: list[str], target: str) -> None:
             found = list((root / "x").rglob(f"cli-plugins/{name}"))
             if not found:
                 sys.exit(f"{target}: the {name} package has no cli-plugins/{name}")
-            target = PLUGIN_DIR / name
-            shutil.copy2(found[0], target.with_suffix(".new"))
-            os.replace(target.with_suffix(".new"), target)
+            dest = PLUGIN_DIR / name
+            shutil.copy2(found[0], dest.with_suffix(".new"))
+            os.replace(dest.with_suffix(".new"), dest)
 
 
 def main(argv: list[str]) -> int:
