@@ -166,17 +166,17 @@ def evaluate(
     factor = parse_scale(scale)
     sets = evaluation_sets(data)
     predict, cfg = load_checkpoint_predictor(checkpoint_path, engine=engine, threads=threads)
+    stride = model_stride(cfg["depth"], cfg["context"])
     results = {}
     for name, folder in sets.items():
-        results[name] = evaluate_dataset(folder, predict, window=window,
-                                         multiple=model_stride(cfg["depth"], cfg["context"]), scale=factor)
+        results[name] = evaluate_dataset(folder, predict, window=window, multiple=stride, scale=factor)
         if not json_out:
             render_table(results[name], title=f"{folder}")
     if json_out:
         import json
 
-        one = len(sets) == 1 and next(iter(sets.values())) == data
-        typer.echo(json.dumps(next(iter(results.values())) if one else results, indent=2))
+        single = list(sets.values()) == [data]  # --data named one set: its rows, as before
+        typer.echo(json.dumps(results[data.name] if single else results, indent=2))
 
 
 def infer(
