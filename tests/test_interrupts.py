@@ -88,3 +88,25 @@ def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+CTRL_C_WHILE_SEGHW_IMPORTS = """
+import os, runpy, signal, sys
+
+class CtrlC:  # pressed while `seghw` imports its command-line app, before any command runs
+    def find_spec(self, name, path=None, target=None):
+        if name == "seghw.cli.app":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = [sys.argv[1], "train", "--help"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_ctrl_c_while_the_seghw_command_starts_exits_130_without_a_traceback():
+    script = os.path.join(os.path.dirname(sys.executable), "seghw")  # the installed console script
+    res = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_SEGHW_IMPORTS, script], capture_output=True,
+                         text=True, timeout=60, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert (res.returncode, res.stdout, res.stderr) == (130, "", "")

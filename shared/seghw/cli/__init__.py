@@ -13,7 +13,13 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # Ctrl-C while the command is still importing: no traceback
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["status"]:
         from seghw.cli.status import main as status_main
         from seghw.errors import UserError
