@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,12 @@ from seghw.stack.processes import alive_processes as alive  # noqa: F401
 from seghw.stack.processes import cmdline  # noqa: F401
 
 SEGHW = str(Path(sys.executable).parent / "seghw")
+
+
+def ctrl_c_works() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT. A runner started in the background of
+    a shell ignores SIGINT and a child inherits that, so Python would never raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

@@ -13,6 +13,8 @@ import pytest
 
 from seghw.interrupts import one_interrupt_stops
 
+from stack_helpers import SEGHW, ctrl_c_works
+
 
 @pytest.fixture
 def ctrl_c_raises():
@@ -66,7 +68,7 @@ def test_a_late_second_copy_does_not_turn_the_exit_code_into_130():
     # What `timeout -s INT` does on a busy machine: its copy to the process group lands after the
     # command has printed its last status and left the block.
     res = subprocess.run([sys.executable, "-c", LATE_SECOND_COPY], capture_output=True, text=True, timeout=30,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         preexec_fn=ctrl_c_works)
     assert (res.returncode, res.stdout, res.stderr) == (0, "stopped\n", "")
 
 
@@ -106,7 +108,6 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def test_ctrl_c_while_the_seghw_command_starts_exits_130_without_a_traceback():
-    script = os.path.join(os.path.dirname(sys.executable), "seghw")  # the installed console script
-    res = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_SEGHW_IMPORTS, script], capture_output=True,
-                         text=True, timeout=60, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    res = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_SEGHW_IMPORTS, SEGHW], capture_output=True,
+                         text=True, timeout=60, preexec_fn=ctrl_c_works)
     assert (res.returncode, res.stdout, res.stderr) == (130, "", "")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from stack_helpers import SEGHW, ctrl_c_works
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "services" / "monitor" / "monitor_training.py"
-SEGHW = str(Path(sys.executable).parent / "seghw")
 # No Redis anywhere: the script must not need one.
 NO_REDIS = {"REDIS_URL": "redis://127.0.0.1:9/0", "COLUMNS": "200"}
 
@@ -85,12 +86,6 @@ def test_corrupt_stats_file_is_reported_not_fatal(two_runs):
     res = script(cwd=SCRIPT.parent, env={"SEGHW_LOG_ROOT": str(two_runs)})
     assert res.returncode == 0, res.stderr
     assert "logs_11270700: training_stats.json corrupt JSON" in res.stdout
-
-
-def ctrl_c_works() -> None:
-    # A runner started in the background of a shell ignores SIGINT, and a child inherits that:
-    # Python then never raises KeyboardInterrupt. Ctrl-C is what this test sends, so restore it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_monitor_mode_keeps_printing_until_ctrl_c(two_runs):
