@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +18,9 @@ from seghw.stats import validation_errors
 from trainer_helpers import (
     IMAGE_TAGS,
     SEED_TAGS,
+    SEGHW,
     TINY,
+    env_for,
     only_run,
     read_stats,
     records_file,
@@ -105,6 +110,60 @@ def test_checkpoints_hold_everything_needed_to_resume(two_epoch_run):
         assert key in payload, key
     assert payload["epoch"] == 2
     assert (run_dir / "checkpoints" / "best.pdckpt").is_file()
+
+
+def test_eval_table_fits_an_80_column_terminal_without_cutting_a_value(two_epoch_run, cache, tmp_path):
+    run_dir, _ = two_epoch_run
+    data = tmp_path / "held_out"
+    run_seghw(["synth", "--out", str(data), "--count", "2", "--size", "48", "--seed", "99"], cache, check=True)
+    args = ["eval", "--checkpoint", str(run_dir), "--data", str(data)]
+    rows = {r["method"]: r for r in json.loads(run_seghw([*args, "--json"], cache, check=True).stdout)}
+    table = subprocess.run(SEGHW + args, capture_output=True, text=True, timeout=300,
+                           env={**env_for(cache), "COLUMNS": "80"})
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert "…" not in table.stdout and max(map(len, lines)) <= 80, table.stdout
+    assert lines[0].strip() == f"{data}: 2 pages", table.stdout
+    shown = {line.split()[0]: line.split()[1:] for line in lines if line.split()[:1] in (["model"], ["identity"],
+                                                                                       ["classical"])}
+    assert set(shown) == {"model", "identity", "classical"}, table.stdout
+    assert "classical: ink threshold + Telea" in table.stdout
+    for name, row in rows.items():
+        values = shown[name.split(" (")[0]]
+        assert values[0] == f"{row['psnr']:.2f}" and values[1] == f"{row['ssim']:.4f}", (name, values)
+        assert values[6] == f"{100 * row['hw_removed']:.1f}%", (name, values)
+
+
+def test_eval_shows_its_pages_on_a_terminal_and_keeps_stdout_for_the_json(two_epoch_run, cache, tmp_path):
+    run_dir, _ = two_epoch_run
+    data = tmp_path / "held_out"
+    run_seghw(["synth", "--out", str(data), "--count", "3", "--size", "48", "--seed", "98"], cache, check=True)
+    master, slave = os.openpty()
+    shown = bytearray()
+
+    def read_terminal():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(SEGHW + ["eval", "--checkpoint", str(run_dir), "--data", str(data), "--json"],
+                              stdout=subprocess.PIPE, stderr=slave, text=True, timeout=300, env=env_for(cache))
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    assert proc.returncode == 0, bytes(shown).decode(errors="replace")
+    assert {r["method"] for r in json.loads(proc.stdout)} >= {"model", "identity"}
+    terminal = bytes(shown).decode(errors="replace")
+    assert "eval held_out" in terminal and "3/3" in terminal, terminal
 
 
 def test_eval_and_infer_from_the_checkpoint(two_epoch_run, cache, tmp_path):

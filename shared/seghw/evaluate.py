@@ -73,7 +73,7 @@ def evaluation_sets(data: Path) -> dict[str, Path]:
 
 
 def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, multiple: int = 16,
-                     scale: float | None = None) -> list[dict]:
+                     scale: float | None = None, progress: bool = False) -> list[dict]:
     """Quality of the model, the identity and the classical baseline on every pair of ``data``.
 
     Each row has the means per image of PSNR/SSIM/MS-SSIM/score against the truth, ``psnr_input``
@@ -83,11 +83,13 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     ``error_shares`` says where the squared error sits (:func:`seghw.metrics.error_regions`), and when
     ``data`` labels its strokes (``sources/``) ``hw_removed_by`` gives the removed share per label.
     ``predict=None`` leaves the model out. The model sees each page at ``scale``
-    (:func:`seghw.page_scale.predict_page`; ``None``: the page's own print decides).
+    (:func:`seghw.page_scale.predict_page`; ``None``: the page's own print decides). ``progress``
+    draws a bar of the pages on a terminal.
     """
     from seghw import baselines, metrics
     from seghw.data.dataset import derive_mask, read_mask, scan_pairs
     from seghw.page_scale import predict_page
+    from seghw.progress import progress_bar
     from seghw.tiling import tile_predict
 
     pairs = scan_pairs(Path(data))
@@ -103,29 +105,31 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     errors: dict[str, dict[str, float]] = {name: {} for name in methods}
     by_label: dict[str, dict[str, dict[str, int]]] = {name: {} for name in methods}
     seconds = dict.fromkeys(methods, 0.0)
-    for pair in pairs:
-        image, gt = read_rgb(pair.image), read_rgb(pair.gt)
-        if image.shape != gt.shape:
-            raise DataError(f"{pair.image.name}: image {image.shape[:2]} and gt {gt.shape[:2]} differ in size")
-        mask = read_mask(pair.mask) if pair.mask is not None else derive_mask(image, gt)
-        label = read_label(labels[1] / f"{pair.name}.png") if labels else None
-        for name, method in methods.items():
-            t0 = time.perf_counter()
-            clean, found = method(image)
-            seconds[name] += time.perf_counter() - t0
-            p = metrics.psnr(clean, gt)
-            ms = metrics.ms_ssim(clean, gt)
-            scores[name].append({"psnr": p, "ssim": metrics.ssim(clean, gt), "ms_ssim": ms,
-                                 "score": metrics.score(p, ms), "psnr_input": metrics.psnr(clean, image)})
-            for key, value in metrics.ink_counts(image, clean, gt, mask).items():
-                counts[name][key] = counts[name].get(key, 0) + value
-            for key, value in metrics.error_regions(clean, gt, mask, found).items():
-                errors[name][key] = errors[name].get(key, 0.0) + value
-            if label is not None:
-                for key, value in metrics.removal_by_label(image, clean, gt, mask, label, labels[0]).items():
-                    got = by_label[name].setdefault(key, {"hw_pixels": 0, "hw_removed": 0})
-                    got["hw_pixels"] += value["hw_pixels"]
-                    got["hw_removed"] += value["hw_removed"]
+    with progress_bar(progress, f"eval {Path(data).name}", len(pairs)) as advance:
+        for pair in pairs:
+            image, gt = read_rgb(pair.image), read_rgb(pair.gt)
+            if image.shape != gt.shape:
+                raise DataError(f"{pair.image.name}: image {image.shape[:2]} and gt {gt.shape[:2]} differ in size")
+            mask = read_mask(pair.mask) if pair.mask is not None else derive_mask(image, gt)
+            label = read_label(labels[1] / f"{pair.name}.png") if labels else None
+            for name, method in methods.items():
+                t0 = time.perf_counter()
+                clean, found = method(image)
+                seconds[name] += time.perf_counter() - t0
+                p = metrics.psnr(clean, gt)
+                ms = metrics.ms_ssim(clean, gt)
+                scores[name].append({"psnr": p, "ssim": metrics.ssim(clean, gt), "ms_ssim": ms,
+                                     "score": metrics.score(p, ms), "psnr_input": metrics.psnr(clean, image)})
+                for key, value in metrics.ink_counts(image, clean, gt, mask).items():
+                    counts[name][key] = counts[name].get(key, 0) + value
+                for key, value in metrics.error_regions(clean, gt, mask, found).items():
+                    errors[name][key] = errors[name].get(key, 0.0) + value
+                if label is not None:
+                    for key, value in metrics.removal_by_label(image, clean, gt, mask, label, labels[0]).items():
+                        got = by_label[name].setdefault(key, {"hw_pixels": 0, "hw_removed": 0})
+                        got["hw_pixels"] += value["hw_pixels"]
+                        got["hw_removed"] += value["hw_removed"]
+            advance(1)
     rows = []
     for name, per_image in scores.items():
         def mean(key, per_image=per_image):
@@ -145,6 +149,9 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
 
 
 def render_table(rows: list[dict], title: str = "") -> None:
+    """The rows as a table that fits an 80-column terminal: each method by its short name, the rest
+    of a name such as "classical (ink threshold + Telea)" said under the table."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -152,18 +159,28 @@ def render_table(rows: list[dict], title: str = "") -> None:
         return "n/a" if v is None else format(v, spec)
 
     def percent(v):
-        return "n/a" if v is None else f"{100 * v:.1f} %"
+        return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    table = Table(title=title)
-    for col in ("method", "images", "PSNR dB", "SSIM", "MS-SSIM", "score", "PSNR vs input", "print kept",
-                "handwriting removed", "s/image"):
-        table.add_column(col, justify="left" if col == "method" else "right")
-    for r in rows:
-        table.add_row(r["method"], str(r["images"]), fmt(r["psnr"], ".2f"), fmt(r["ssim"], ".4f"),
-                      fmt(r["ms_ssim"], ".4f"), fmt(r["score"], ".4f"), fmt(r.get("psnr_input"), ".2f"),
-                      percent(r.get("print_kept")), percent(r.get("hw_removed")),
-                      fmt(r["seconds_per_image"], ".3f"))
-    Console().print(table)
+    names = [r["method"].partition(" (") for r in rows]
+    notes = [f"{short}: {rest.removesuffix(')')}" for short, _, rest in names if rest]
+    pages = f"{rows[0]['images']} pages" if rows else ""
+    cells = [[short, fmt(r["psnr"], ".2f"), fmt(r["ssim"], ".4f"), fmt(r["ms_ssim"], ".4f"), fmt(r["score"], ".4f"),
+              fmt(r.get("psnr_input"), ".2f"), percent(r.get("print_kept")), percent(r.get("hw_removed")),
+              fmt(r["seconds_per_image"], ".3f")] for r, (short, _, _) in zip(rows, names, strict=True)]
+    table = Table(title=": ".join(t for t in (title, pages) if t), caption="; ".join(notes) or None,
+                  box=box.SIMPLE_HEAD, header_style="bold", padding=(0, 1, 0, 0), show_edge=False)
+    headers = ("method", "PSNR dB", "SSIM", "MS-SSIM", "score", "PSNR vs input", "print kept", "handwriting removed",
+               "s/page")
+    console = Console()
+    natural = [max([len(col)] + [len(row[i]) for row in cells]) for i, col in enumerate(headers)]
+    narrow = sum(natural) + 2 * len(headers) > console.width
+    for i, col in enumerate(headers):
+        # On a narrow terminal the headers wrap at their spaces; the values are never cut.
+        fixed = max([len(word) for word in col.split()] + [len(row[i]) for row in cells]) if narrow else None
+        table.add_column(col, justify="left" if i == 0 else "right", width=fixed)
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
 
 
 def infer_paths(input_path: Path, output: Path, predict: Callable, window: int = 512, overlap: int = 64,

@@ -169,7 +169,8 @@ def evaluate(
     stride = model_stride(cfg["depth"], cfg["context"])
     results = {}
     for name, folder in sets.items():
-        results[name] = evaluate_dataset(folder, predict, window=window, multiple=stride, scale=factor)
+        results[name] = evaluate_dataset(folder, predict, window=window, multiple=stride, scale=factor,
+                                         progress=True)
         if not json_out:
             render_table(results[name], title=f"{folder}")
     if json_out:

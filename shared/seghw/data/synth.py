@@ -8,7 +8,6 @@ is exactly what the scanner would have produced without the handwriting.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from seghw.data.fonts import FontFace, available_fonts, fonts_fingerprint
 from seghw.data.handwriting import plan_handwriting, render_ink
 from seghw.data.printed import Page, draw_paper, draw_printed
 from seghw.errors import ConfigError
+from seghw.progress import progress_bar
 
 # Bump whenever the pictures a seed produces change: cached datasets are keyed on it.
 GENERATOR_VERSION = 7  # v7: pages above 256 px get the body text sizes of 256-px pages (v5, v6: reverted trials)
@@ -222,7 +222,7 @@ def write_dataset(out: Path, count: int, size: int, seed: int, progress: bool = 
     for sub in ("images", "gts", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     workers = default_workers(count) if workers is None else workers
-    with _progress(progress and count >= 20, f"synthetic {_size_label(size)}px", count) as advance:
+    with progress_bar(progress and count >= 20, f"synthetic {_size_label(size)}px", count) as advance:
         if workers == 1:
             for i in range(count):
                 _write_pair(out, i, size, seed)
@@ -254,19 +254,6 @@ def _write_in_processes(out: Path, count: int, size, seed: int, workers: int, ad
 def _size_label(size: int | tuple[int, int]) -> str:
     h, w = _size_hw(size)
     return str(h) if h == w else f"{h}x{w}"
-
-
-@contextlib.contextmanager
-def _progress(show: bool, description: str, total: int):
-    """Yields ``advance(n)``; a transient progress bar when ``show``."""
-    if not show:
-        yield lambda n: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def cached_dataset(cache_root: Path, count: int, size: int, seed: int, progress: bool = True) -> Path:
