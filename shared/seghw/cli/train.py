@@ -156,8 +156,7 @@ def evaluate(
     threads: int | None = typer.Option(None, min=1, help=THREADS_HELP),
     scale: str = typer.Option("auto", help=SCALE_HELP),
 ) -> None:
-    """PSNR / SSIM / MS-SSIM / score, PSNR against the input, print kept and handwriting removed of a
-    checkpoint, with the identity and classical baselines."""
+    """Score a checkpoint: PSNR, SSIM, MS-SSIM, print kept, handwriting removed, beside two baselines."""
     from seghw.config import model_stride
     from seghw.evaluate import evaluate_dataset, evaluation_sets, render_table
     from seghw.inference import load_checkpoint_predictor
