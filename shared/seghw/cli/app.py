@@ -21,10 +21,11 @@ app.add_typer(serve, name="serve")
 
 
 def _register() -> None:
-    from seghw.cli import monitor, queue, stack, status, train
+    from seghw.cli import evaluate, infer, monitor, queue, stack, status, synth, train
     from seghw.cli import serve as serve_commands
 
-    train.register(app)
+    for module in (train, synth, evaluate, infer):
+        module.register(app)
     status.register(app)
     monitor.register(app)
     queue.register(app)
