@@ -70,7 +70,8 @@ TABLE_HEADERS = [
     "÷ default, steady (median) | ÷ default, whole run (median) | utilization (last epoch, median) |",
     "| self time | function | where |",
     "| total time | function | where |",
-    "| method | PSNR dB | SSIM | MS-SSIM | score | PSNR vs input | print kept | handwriting removed | s/image |",
+    "| method | PSNR dB | SSIM | MS-SSIM | score | PSNR vs input | print kept | colour print kept "
+    "| handwriting removed | s/image |",
     "| minutes | val PSNR dB | real print kept | real print PSNR vs input | real handwriting removed | "
     "print kept beside it | gain over identity (written) |",
     "| source | black | blue | all |",
@@ -110,7 +111,7 @@ REAL_POINT = {"real_print_kept": 0.997, "real_print_psnr": 41.5, "real_hw_remove
 
 def quality_rows(print_kept: float = 0.95) -> list[dict]:
     return [{"method": m, "psnr": p, "ssim": 0.9, "ms_ssim": 0.95, "score": 0.6, "psnr_input": 30.0,
-             "print_kept": print_kept, "hw_removed": 0.7,
+             "print_kept": print_kept, "colour_kept": 0.9, "hw_removed": 0.7,
              "seconds_per_image": None if m.startswith("identity") else 0.05,
              "error_shares": {"missed": 0.25, "unpainted": 0.25, "beside": 0.1, "away": 0.4},
              "hw_over_print": 0.12, "hw_removed_over_print": 0.4, "hw_removed_over_paper": 0.75,
@@ -222,8 +223,9 @@ def test_full_document_structure(tmp_path):
     # Each section's own table rows.
     assert sum(line.startswith("| cpu-demo 64 px (batch 8, 28 steps/epoch) |") for line in lines) == 2
     assert [line.split(" | ")[0][2:] for line in lines if line.startswith("| --")] == VARIANTS
-    assert "| model (cpu-demo) | 33.00 | 0.9000 | 0.9500 | 0.6000 | 30.00 | 95.0 % | 70.0 % | 0.050 |" in lines
-    assert "| identity (input as output) | 22.00 | 0.9000 | 0.9500 | 0.6000 | 30.00 | 95.0 % | 70.0 % | n/a |" in lines
+    shares = "0.6000 | 30.00 | 95.0 % | 90.0 % | 70.0 %"  # score, PSNR vs input, print, colour print, removed
+    assert f"| model (cpu-demo) | 33.00 | 0.9000 | 0.9500 | {shares} | 0.050 |" in lines
+    assert f"| identity (input as output) | 22.00 | 0.9000 | 0.9500 | {shares} | n/a |" in lines
     # The written pages by source and ink (pooled by pixels), and where the error sits.
     assert "| mnist | 50.0 % (300) | 100.0 % (100) | 62.5 % (400) |" in lines
     assert "| all | 37.5 % (400) | 100.0 % (100) | 50.0 % (500) |" in lines

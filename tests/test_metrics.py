@@ -259,13 +259,13 @@ def test_ink_counts_on_known_arrays():
     image[40:44, 8:56] = (40, 60, 200)  # blue handwriting over paper
     counts = m.ink_counts(image, image, gt, mask)  # the identity
     assert counts == {"print_pixels": 480, "print_kept": 480, "hw_pixels": 192, "hw_removed": 0,
-                      "hw_over_print_pixels": 0, "hw_over_print_removed": 0}
+                      "hw_over_print_pixels": 0, "hw_over_print_removed": 0, "colour_pixels": 0, "colour_kept": 0}
     erased = gt.copy()
     erased[10:20, 8:32] = 240  # half the print painted over as paper, every stroke removed
     counts = m.ink_counts(image, erased, gt, mask)
     assert counts == {"print_pixels": 480, "print_kept": 240, "hw_pixels": 192, "hw_removed": 192,
-                      "hw_over_print_pixels": 0, "hw_over_print_removed": 0}
-    assert m.ink_shares(counts) == {"print_kept": 0.5, "hw_removed": 1.0, "hw_over_print": 0.0,
+                      "hw_over_print_pixels": 0, "hw_over_print_removed": 0, "colour_pixels": 0, "colour_kept": 0}
+    assert m.ink_shares(counts) == {"print_kept": 0.5, "colour_kept": None, "hw_removed": 1.0, "hw_over_print": 0.0,
                                     "hw_removed_over_print": None, "hw_removed_over_paper": 1.0}
 
 
@@ -302,11 +302,28 @@ def test_print_kept_needs_half_the_darkness_and_ignores_the_strokes_rims():
     assert m.ink_counts(under, under, under, mask)["print_pixels"] == 480
 
 
+def test_colour_print_is_kept_only_when_its_colour_comes_back():
+    gt, mask = _printed_page()
+    gt[24:34, 8:40] = (230, 170, 140)  # a light skin tone of a photograph: lighter than print ink
+    gt[24:34, 40:56] = (60, 110, 200)  # a blue chart bar, as blue as a pen
+    gt[38:46, 8:56] = (60, 110, 200)  # colour within 2 px of the handwriting is not counted
+    counts = m.ink_counts(gt, gt, gt, mask)
+    assert counts["print_pixels"] == 480 + 160  # the bar is dark enough for print, the face is not
+    assert counts["colour_pixels"] == counts["colour_kept"] == 480
+    painted = gt.copy()
+    painted[24:34, 8:24] = 240  # half the face painted over as paper
+    painted[24:34, 24:40] = (215, 160, 135)  # a slight shift (under 24 levels) is kept
+    counts = m.ink_counts(gt, painted, gt, mask)
+    assert (counts["colour_pixels"], counts["colour_kept"]) == (480, 320)
+    assert m.ink_shares(counts)["colour_kept"] == 320 / 480
+    assert counts["print_kept"] == counts["print_pixels"]  # the print count does not see the face
+
+
 def test_ink_shares_without_ink_are_none():
     page = np.full((32, 32, 3), 230, np.uint8)
     counts = m.ink_counts(page, page, page, np.zeros((32, 32), np.uint8))
     assert counts["print_pixels"] == counts["hw_pixels"] == 0
-    assert m.ink_shares(counts) == {"print_kept": None, "hw_removed": None, "hw_over_print": None,
+    assert m.ink_shares(counts) == {"print_kept": None, "colour_kept": None, "hw_removed": None, "hw_over_print": None,
                                     "hw_removed_over_print": None, "hw_removed_over_paper": None}
     with pytest.raises(ValueError, match="mask"):
         m.ink_counts(page, page, page, np.zeros((16, 32), np.uint8))

@@ -131,7 +131,8 @@ def test_eval_table_fits_an_80_column_terminal_without_cutting_a_value(two_epoch
     for name, row in rows.items():
         values = shown[name.split(" (")[0]]
         assert values[0] == f"{row['psnr']:.2f}" and values[1] == f"{row['ssim']:.4f}", (name, values)
-        assert values[6] == f"{100 * row['hw_removed']:.1f}%", (name, values)
+        percent = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        assert values[6:8] == [percent(row["colour_kept"]), percent(row["hw_removed"])], (name, values)
 
 
 def test_eval_shows_its_pages_on_a_terminal_and_keeps_stdout_for_the_json(two_epoch_run, cache, tmp_path):

@@ -252,6 +252,10 @@ PRINT_INK_DELTA = 60.0  # a truth pixel this many grey levels darker than the pa
 HW_INK_DELTA = 24.0  # a handwriting pixel whose input differs this much from the truth carries ink
 PAPER_PERCENTILE = 95.0
 HW_MARGIN = 2  # px around the handwriting mask left out of the print count (stroke rims, blur)
+# Colour print (photographs, charts, stamps): truth pixels this saturated and this bright (HSV, 0-255).
+# Photographs are mostly lighter than print ink, so the print count misses their harm.
+COLOUR_SATURATION = 64
+COLOUR_VALUE = 64
 
 
 def ink_counts(image_u8: np.ndarray, out_u8: np.ndarray, gt_u8: np.ndarray, mask_u8: np.ndarray) -> dict[str, int]:
@@ -265,6 +269,9 @@ def ink_counts(image_u8: np.ndarray, out_u8: np.ndarray, gt_u8: np.ndarray, mask
       difference from the truth is under half of the input's.
     - **Handwriting over print** (``hw_over_print_*``): those of them whose truth is printed ink
       (as dark as print ink, wherever it is). Removing one means putting the print back, not paper.
+    - **Colour print** (``colour_*``): truth pixels of at least :data:`COLOUR_SATURATION` and
+      :data:`COLOUR_VALUE` (HSV), as far from the handwriting as print ink. One is *kept* when every
+      channel of the output stays within :data:`HW_INK_DELTA` of the truth.
     """
     _check_pair(image_u8, gt_u8)
     _check_pair(out_u8, gt_u8)
@@ -283,23 +290,29 @@ def ink_counts(image_u8: np.ndarray, out_u8: np.ndarray, gt_u8: np.ndarray, mask
     inked = mask & (e_in >= HW_INK_DELTA)
     removed = inked & (2 * e_out < e_in)
     over_print = inked & (dark >= PRINT_INK_DELTA)
+    hsv = cv2.cvtColor(gt_u8, cv2.COLOR_RGB2HSV)
+    colour = (hsv[..., 1] >= COLOUR_SATURATION) & (hsv[..., 2] >= COLOUR_VALUE) & ~near_hw
+    colour_kept = colour & (e_out < HW_INK_DELTA)
     return {"print_pixels": int(printed.sum()), "print_kept": int(kept.sum()),
             "hw_pixels": int(inked.sum()), "hw_removed": int(removed.sum()),
-            "hw_over_print_pixels": int(over_print.sum()), "hw_over_print_removed": int((over_print & removed).sum())}
+            "hw_over_print_pixels": int(over_print.sum()), "hw_over_print_removed": int((over_print & removed).sum()),
+            "colour_pixels": int(colour.sum()), "colour_kept": int(colour_kept.sum())}
 
 
 def ink_shares(counts: dict[str, int]) -> dict[str, float | None]:
-    """``{"print_kept", "hw_removed"}`` as shares (0-1) of counts from :func:`ink_counts` (summed over
-    pages, so large pages weigh more), and the handwriting split by what lies under it:
+    """``{"print_kept", "colour_kept", "hw_removed"}`` as shares (0-1) of counts from :func:`ink_counts`
+    (summed over pages, so large pages weigh more), and the handwriting split by what lies under it:
     ``hw_over_print`` (the share of its ink over print), ``hw_removed_over_print``,
     ``hw_removed_over_paper``; ``None`` where there was no such ink."""
     def share(part: float, whole: float) -> float | None:
         return part / whole if whole else None
 
     c = {k: counts.get(k, 0) for k in ("print_pixels", "print_kept", "hw_pixels", "hw_removed",
-                                       "hw_over_print_pixels", "hw_over_print_removed")}
+                                       "hw_over_print_pixels", "hw_over_print_removed", "colour_pixels",
+                                       "colour_kept")}
     over, over_removed = c["hw_over_print_pixels"], c["hw_over_print_removed"]
     return {"print_kept": share(c["print_kept"], c["print_pixels"]),
+            "colour_kept": share(c["colour_kept"], c["colour_pixels"]),
             "hw_removed": share(c["hw_removed"], c["hw_pixels"]),
             "hw_over_print": share(over, c["hw_pixels"]),
             "hw_removed_over_print": share(over_removed, over),

@@ -275,13 +275,13 @@ def error_table(rows: list[dict]) -> list[str]:
 
 def quality_table(rows: list[dict]) -> list[str]:
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
-    lines = ["| method | PSNR dB | SSIM | MS-SSIM | score | PSNR vs input | print kept | handwriting removed "
-             "| s/image |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | PSNR dB | SSIM | MS-SSIM | score | PSNR vs input | print kept | colour print kept "
+             "| handwriting removed | s/image |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['method']} | {fmt(r['psnr'], '.2f')} | {fmt(r['ssim'], '.4f')} | "
                      f"{fmt(r['ms_ssim'], '.4f')} | {fmt(r['score'], '.4f')} | {fmt(r.get('psnr_input'), '.2f')} | "
-                     f"{pct(r.get('print_kept'))} | {pct(r.get('hw_removed'))} | "
+                     f"{pct(r.get('print_kept'))} | {pct(r.get('colour_kept'))} | {pct(r.get('hw_removed'))} | "
                      f"{fmt(r['seconds_per_image'], '.3f')} |")
     return lines
 
@@ -292,7 +292,9 @@ def render(b: Bench, q: dict[str, Any]) -> list[str]:
              f"pairs ({q['val_images']} of them held back for the validation curve; {q['epochs_done']} of "
              f"{q['epochs']} epochs of {q['epoch_steps']} steps, {q['images']:,} images, every observer on), then "
              "evaluated as `seghw eval` does. Print kept: the share of the truth's printed-ink pixels whose output "
-             "keeps at least half their darkness; handwriting removed: the share of the handwriting's ink pixels "
+             "keeps at least half their darkness; colour print kept: the share of the truth's saturated pixels "
+             "(photographs, charts, stamps; most of them lighter than print ink) whose output stays within 24 "
+             "levels of the truth in every channel; handwriting removed: the share of the handwriting's ink pixels "
              "whose output is nearer the truth than half the input's difference (`seghw.metrics.ink_counts`).", "",
              f"**Synthetic**: {HELD_OUT_COUNT} held-out {HELD_OUT_SIZE}-px pages of another seed ({HELD_OUT_SEED}) "
              "that it never trained on:", ""]
