@@ -202,3 +202,23 @@ def test_large_pages_hold_text_at_scan_sizes_not_larger_letters():
     assert sizes(768, 768) == at_256 == sizes(1754, 1240)  # the gpu preset's pages: more page, same print
     assert max(sizes(48, 48)) <= 7  # a small page is a fragment at a smaller scale
 
+
+def _colour_print_hues(gt: np.ndarray) -> set[int]:
+    """Hue sextants (0-5) of the saturated areas of a page's truth: colour that is print, not pen."""
+    hsv = cv2.cvtColor(gt, cv2.COLOR_RGB2HSV)
+    saturated = ((hsv[..., 1] > 80) & (hsv[..., 2] > 50)).astype(np.uint8)
+    solid = cv2.erode(saturated, np.ones((3, 3), np.uint8)) > 0
+    hues, counts = np.unique(hsv[..., 0][solid] // 30, return_counts=True)
+    return {int(h) for h, n in zip(hues, counts, strict=True) if n >= 20}
+
+
+def test_colour_print_of_many_hues_appears_in_the_truth() -> None:
+    pages, hues = 0, set()
+    for seed in range(40):
+        _image, gt, _mask = generate_pair(seed, 256)
+        found = _colour_print_hues(gt)
+        pages += bool(found)
+        hues |= found
+    # photographs, charts and coloured shapes are print: a pen's blue or red alone does not make handwriting
+    assert pages >= 6, pages
+    assert len(hues) >= 5, sorted(hues)

@@ -102,15 +102,19 @@ def _text_line(rng: np.random.Generator, cjk: bool, n_chars: int) -> str:
     return prefix + " ".join(words)
 
 
-def draw_printed(rng: np.random.Generator, page: Page, fonts: Sequence[FontFace]) -> tuple[np.ndarray, np.ndarray]:
-    """Coverage (0..1) of printed ink, and of a second (coloured) print: text lines, option rows,
-    tables, fill-in rules; bold headings up to ~5x the body size, white-on-black bars, dense columns,
-    diagrams, grey and halftone figures, logos and stamps. Dark print of every kind is there so a
-    model learns that darkness alone does not make handwriting."""
+def draw_printed(
+    rng: np.random.Generator, page: Page, fonts: Sequence[FontFace]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coverage (0..1) of printed ink, of a second (coloured) print, and the RGB transmission (1 = none)
+    of colour figures and diagrams: text lines, option rows, tables, fill-in rules; bold
+    headings up to ~5x the body size, white-on-black bars, dense columns, diagrams, grey, halftone and
+    colour figures, logos and stamps. Dark and coloured print of every kind is there so a model learns
+    that neither darkness nor colour alone makes handwriting."""
     h, w, t = page.h, page.w, page.text_px
     cov = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(cov)
     colour_cov = Image.new("L", (w, h), 0)
+    tint = np.ones((h, w, 3), np.float32)
     cjk = bool(fonts) and any(f.cjk for f in fonts) and rng.random() < 0.6
     face = _pick_face(rng, fonts, cjk)
     bold = _pick_face(rng, fonts, cjk)
@@ -125,7 +129,8 @@ def draw_printed(rng: np.random.Generator, page: Page, fonts: Sequence[FontFace]
         block = rng.random()
         special = rng.random()
         if special < 0.3:
-            y = _draw_special(rng, page, draw, cov, colour_cov, fonts, cjk, face, bold, margin_x, right, y, size)
+            y = _draw_special(rng, page, draw, cov, colour_cov, tint, fonts, cjk, face, bold, margin_x, right, y,
+                              size)
             continue
         if block < 0.45:  # a paragraph line
             n_chars = int((right - margin_x) / (size * (1.0 if cjk else 0.55)) * rng.uniform(0.4, 1.0))
@@ -185,11 +190,41 @@ def draw_printed(rng: np.random.Generator, page: Page, fonts: Sequence[FontFace]
                     draw.line([(margin_x, ry), (right, ry)], fill=int(rng.integers(90, 200)), width=line_w)
             page.blanks.append((margin_x, y, right, y + area_h))
             y += area_h
-    return np.asarray(cov, dtype=np.float32) / 255.0, np.asarray(colour_cov, dtype=np.float32) / 255.0
+    return np.asarray(cov, dtype=np.float32) / 255.0, np.asarray(colour_cov, dtype=np.float32) / 255.0, tint
+
+
+def _print_colour(rng: np.random.Generator) -> np.ndarray:
+    """A printer's colour, saturated or muted, any hue (blue and red, the pens' colours, included)."""
+    hsv = np.uint8([[[int(rng.integers(0, 180)), int(rng.uniform(90, 255)), int(rng.uniform(120, 255))]]])
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255.0
+
+
+def _colour_photo(rng: np.random.Generator, shade: np.ndarray) -> np.ndarray:
+    """RGB reflectance of a colour photograph over ``shade`` (0..1 darkness): regions of a few colours
+    (skin, sky, foliage, saturated objects) with soft edges, shaded by it."""
+    fh, fw = shade.shape
+    k = int(rng.integers(2, 6))
+    cell = rng.uniform(8, 30)
+    fields = [cv2.resize(rng.normal(0, 1, (max(2, int(fh / cell)), max(2, int(fw / cell)))).astype(np.float32),
+                         (fw, fh), interpolation=cv2.INTER_CUBIC) for _ in range(k)]
+    weights = np.exp(3.0 * np.stack(fields))
+    weights /= weights.sum(axis=0, keepdims=True)
+    colours = np.stack([_print_colour(rng) for _ in range(k)])
+    if rng.random() < 0.5:  # a skin tone among them
+        colours[0] = np.asarray([rng.uniform(0.75, 0.95), rng.uniform(0.55, 0.75), rng.uniform(0.45, 0.65)])
+    base = np.tensordot(weights.transpose(1, 2, 0), colours, axes=1)
+    return np.clip(base * (1.0 - 0.85 * shade[..., None]), 0.0, 1.0).astype(np.float32)
+
+
+def _apply_tint(tint: np.ndarray, layer: Image.Image, colour: np.ndarray) -> None:
+    """Print ``layer``'s coverage (an L image of the page) in ``colour`` over ``tint``."""
+    m = np.asarray(layer, dtype=np.float32)[..., None] / 255.0
+    tint *= 1.0 - m * (1.0 - colour)
 
 
 def _draw_special(rng, page: Page, draw: ImageDraw.ImageDraw, cov: Image.Image, colour_cov: Image.Image,
-                  fonts, cjk: bool, face, bold, margin_x: int, right: int, y: int, size: int) -> int:
+                  tint: np.ndarray, fonts, cjk: bool, face, bold, margin_x: int, right: int, y: int,
+                  size: int) -> int:
     """One block of dark print that is not body text; returns the next line's y."""
     w = page.w
     kind = rng.random()
@@ -226,7 +261,7 @@ def _draw_special(rng, page: Page, draw: ImageDraw.ImageDraw, cov: Image.Image, 
                 draw.text((cx, ry), _text_line(rng, cjk, n), fill=int(rng.integers(215, 256)), font=font)
                 page.text_boxes.append((cx, ry, cx + cw, ry + ss))
         return y + int(rows * ss * 1.25 + size)
-    if kind < 0.7:  # a figure: a grey photo-like field, halftoned or continuous, with a frame
+    if kind < 0.7:  # a figure: a photo-like field, in colour or grey, halftoned or continuous, with a frame
         fh = int(size * rng.uniform(3, 9))
         fw = int(width * rng.uniform(0.3, 1.0))
         x0 = margin_x + int(rng.uniform(0, max(1, width - fw)))
@@ -240,6 +275,17 @@ def _draw_special(rng, page: Page, draw: ImageDraw.ImageDraw, cov: Image.Image, 
             cv2.ellipse(field_, centre, axes, rng.uniform(0, 180), 0, 360, float(rng.normal(0, 2)), -1)
         field_ = (field_ - field_.min()) / (np.ptp(field_) + 1e-6)
         field_ = np.clip(field_ * rng.uniform(0.6, 1.3) + rng.uniform(-0.2, 0.3), 0, 1)
+        region = (x0, y, x0 + fw, y + fh)
+        if rng.random() < 0.5:  # a colour photograph
+            photo = _colour_photo(rng, field_)
+            top, left = max(0, y), max(0, x0)  # small pages start above and left of the canvas
+            bottom, right_ = min(page.h, y + fh), min(page.w, x0 + fw)
+            if bottom > top and right_ > left:
+                tint[top:bottom, left:right_] *= photo[top - y:bottom - y, left - x0:right_ - x0]
+            if rng.random() < 0.6:
+                draw.rectangle(region, outline=230, width=max(1, size // 14))
+            page.text_boxes.append(region)
+            return y + fh + int(size * rng.uniform(0.8, 1.5))
         if rng.random() < 0.5:  # halftone dots on a grid
             cell = int(rng.integers(3, 7))
             yy, xx = np.mgrid[0:fh, 0:fw]
@@ -255,25 +301,33 @@ def _draw_special(rng, page: Page, draw: ImageDraw.ImageDraw, cov: Image.Image, 
     if kind < 0.85:  # a diagram: boxes, circles, arrows, axes with a curve
         dh = int(size * rng.uniform(3, 8))
         lw = max(1, int(size / rng.uniform(8, 16)))
+        coloured = rng.random() < 0.5  # charts and schematics in colour, filled shapes among them
         for _ in range(int(rng.integers(2, 7))):
             x0 = margin_x + int(rng.uniform(0, 0.8) * width)
             y0 = y + int(rng.uniform(0, 0.7) * dh)
             bw, bh = int(rng.uniform(1.5, 5) * size), int(rng.uniform(1, 2.5) * size)
             shape = rng.random()
+            layer = Image.new("L", (page.w, page.h), 0) if coloured else None
+            pen = ImageDraw.Draw(layer) if layer is not None else draw
+            filled = rng.random() < (0.5 if coloured else 0.2)
             if shape < 0.35:
-                draw.rectangle([x0, y0, x0 + bw, y0 + bh], outline=235, width=lw,
-                               fill=235 if rng.random() < 0.2 else None)
+                pen.rectangle([x0, y0, x0 + bw, y0 + bh], outline=235, width=lw, fill=235 if filled else None)
             elif shape < 0.6:
-                draw.ellipse([x0, y0, x0 + bh, y0 + bh], outline=235, width=lw)
+                pen.ellipse([x0, y0, x0 + bh, y0 + bh], outline=235, width=lw, fill=235 if filled else None)
             elif shape < 0.8:
                 x1 = x0 + bw
-                draw.line([(x0, y0), (x1, y0)], fill=235, width=lw)
-                draw.polygon([(x1, y0 - lw * 2), (x1 + lw * 4, y0), (x1, y0 + lw * 2)], fill=235)
+                if filled:  # a triangle, as charts mark points
+                    pen.polygon([(x0, y0 + bh), (x0 + bh // 2, y0), (x0 + bh, y0 + bh)], fill=235)
+                else:
+                    pen.line([(x0, y0), (x1, y0)], fill=235, width=lw)
+                    pen.polygon([(x1, y0 - lw * 2), (x1 + lw * 4, y0), (x1, y0 + lw * 2)], fill=235)
             else:
                 draw.line([(x0, y0), (x0, y0 + bh * 2), (x0 + bw * 2, y0 + bh * 2)], fill=235, width=lw)
                 xs = np.linspace(x0, x0 + bw * 2, 24)
                 ys = y0 + bh * 2 - (np.sin(np.linspace(0, rng.uniform(2, 7), 24)) * 0.4 + 0.5) * bh * 1.8
-                draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=235, width=lw)
+                pen.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=235, width=lw)
+            if layer is not None:
+                _apply_tint(tint, layer, _print_colour(rng))
         page.text_boxes.append((margin_x, y, right, y + dh))
         return y + dh + size
     # a logo or a stamp: a filled mark with lettering, black or coloured

@@ -24,7 +24,9 @@ from seghw.errors import ConfigError
 from seghw.progress import progress_bar
 
 # Bump whenever the pictures a seed produces change: cached datasets are keyed on it.
-GENERATOR_VERSION = 7  # v7: pages above 256 px get the body text sizes of 256-px pages (v5, v6: reverted trials)
+# v7: pages above 256 px get the body text sizes of 256-px pages (v5, v6: reverted trials); v11: colour
+# photographs and colour diagrams in the print (v8-v10: reverted trials)
+GENERATOR_VERSION = 11
 MANIFEST = "dataset.json"
 MASK_ALPHA_THRESHOLD = 0.08
 MIN_SIZE = 16
@@ -113,12 +115,12 @@ def generate_pair(
     text_px = body_text_px(rng, h, w)
     page = Page(h, w, text_px)
     paper = draw_paper(rng, h, w)
-    cov, colour_cov = draw_printed(rng, page, fonts)
+    cov, colour_cov, colour_print = draw_printed(rng, page, fonts)
     print_color = np.full(3, rng.uniform(0.02, 0.25), np.float32) + rng.normal(0, 0.015, 3).astype(np.float32)
     clean = paper * (1.0 - cov[..., None] * (1.0 - np.clip(print_color, 0, 1)))
     # Coloured print (stamps, logos): red, blue or green, the colours of ink too.
     stamp = np.asarray([(0.85, 0.15, 0.15), (0.15, 0.25, 0.75), (0.15, 0.55, 0.25)][int(rng.integers(3))], np.float32)
-    clean = clean * (1.0 - colour_cov[..., None] * (1.0 - stamp))
+    clean = clean * (1.0 - colour_cov[..., None] * (1.0 - stamp)) * colour_print
     trans, alpha = render_ink(rng, plan_handwriting(rng, page), h, w)
     for _ in range(5):
         # Small crops may miss every blank and mark: write inside the canvas, a pair needs a mask.
