@@ -79,7 +79,8 @@ def evaluate_dataset(data: Path, predict: Callable | None, window: int = 512, mu
     Each row has the means per image of PSNR/SSIM/MS-SSIM/score against the truth, ``psnr_input``
     (PSNR of the output against the input: on print-only pages, where the truth is the input, the
     "no harm" figure) and the shares of printed ink and colour print kept and of handwriting ink
-    removed, pooled over the pages (:func:`seghw.metrics.ink_counts`; the mask is ``masks/`` or derived from the pair).
+    removed, pooled over the pages (:func:`seghw.metrics.ink_counts`; the mask is ``masks/`` or
+    derived from the pair).
     ``error_shares`` says where the squared error sits (:func:`seghw.metrics.error_regions`), and when
     ``data`` labels its strokes (``sources/``) ``hw_removed_by`` gives the removed share per label.
     ``predict=None`` leaves the model out. The model sees each page at ``scale``
@@ -166,14 +167,13 @@ def render_table(rows: list[dict], title: str = "") -> None:
     pages = f"{rows[0]['images']} pages" if rows else ""
     cells = [[short, fmt(r["psnr"], ".2f"), fmt(r["ssim"], ".4f"), fmt(r["ms_ssim"], ".4f"), fmt(r["score"], ".4f"),
               fmt(r.get("psnr_input"), ".2f"), percent(r.get("print_kept")), percent(r.get("colour_kept")),
-              percent(r.get("hw_removed")),
-              fmt(r["seconds_per_image"], ".3f")] for r, (short, _, _) in zip(rows, names, strict=True)]
+              percent(r.get("hw_removed")), fmt(r["seconds_per_image"], ".3f")]
+             for r, (short, _, _) in zip(rows, names, strict=True)]
     heading = ": ".join(t for t in (title, pages) if t)
-    table = Table(caption="; ".join(notes) or None,
-                  box=box.SIMPLE_HEAD, header_style="bold", padding=0, show_edge=False)
+    table = Table(caption="; ".join(notes) or None, box=box.SIMPLE_HEAD, header_style="bold", padding=0,
+                  show_edge=False)
     headers = ("method", "PSNR dB", "SSIM", "MS-SSIM", "score", "PSNR vs input", "print kept", "colour kept",
-               "handwriting removed",
-               "s/page")
+               "handwriting removed", "s/page")
     console = Console()
     natural = [max([len(col)] + [len(row[i]) for row in cells]) for i, col in enumerate(headers)]
     narrow = sum(natural) + 2 * len(headers) > console.width

@@ -218,8 +218,12 @@ def _colour_photo(rng: np.random.Generator, shade: np.ndarray) -> np.ndarray:
 
 def _apply_tint(tint: np.ndarray, layer: Image.Image, colour: np.ndarray) -> None:
     """Print ``layer``'s coverage (an L image of the page) in ``colour`` over ``tint``."""
-    m = np.asarray(layer, dtype=np.float32)[..., None] / 255.0
-    tint *= 1.0 - m * (1.0 - colour)
+    box = layer.getbbox()  # one shape: only its box of the page is touched
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    m = np.asarray(layer.crop(box), dtype=np.float32)[..., None] / 255.0
+    tint[y0:y1, x0:x1] *= 1.0 - m * (1.0 - colour)
 
 
 def _draw_special(rng, page: Page, draw: ImageDraw.ImageDraw, cov: Image.Image, colour_cov: Image.Image,
